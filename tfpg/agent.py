@@ -1,0 +1,546 @@
+"""`OnPolicyAgent`: the loop every algorithm shares; algorithms supply only their update.
+
+An algorithm subclass sets `name` and `config_class` and implements:
+
+- `_create_optimizers()` → dict of trackable optimizer state for the checkpoint;
+- `_update(batch)` → dict of scalar metric tensors, one update on a flat batch
+  (compiled once with a fixed input signature);
+- optionally `_estimate_advantages(...)` (GAE by default).
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import time
+from typing import Any, Iterable
+
+import gymnasium as gym
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfpg import callbacks as callbacks_module
+from tfpg import checkpoint as checkpoint_module
+from tfpg.config import AgentConfig
+from tfpg.envs import (EnvLike, describe_action_space, describe_observation_space, make_vector_env,
+                       to_env_actions)
+from tfpg.networks import PolicyNetwork, ValueNetwork, action_dtype, observation_dtype
+from tfpg.normalization import RunningNormalization
+from tfpg.returns import generalized_advantages, next_state_values
+from tfpg.rollout import Collector, Rollout, Transitions
+
+_BATCH_FIELDS = ("observations", "actions", "log_probs", "values", "advantages", "returns", "mask")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _explained_variance(predictions: np.ndarray, targets: np.ndarray) -> float:
+    variance = float(np.var(targets))
+    if variance == 0.0:
+        return float("nan")
+    return 1.0 - float(np.var(targets - predictions)) / variance
+
+
+class OnPolicyAgent:
+    """Base class of the on-policy agents.
+
+    Args:
+        seed: seeds TensorFlow (initialisation and action sampling), the envs
+            and their action spaces.
+        **hyperparameters: fields of the algorithm's config class.
+
+    Attributes:
+        config: the validated hyperparameters.
+        policy: `keras.Model` mapping observations to a `tfd.Distribution`
+            (after `build`).
+        value_model: `keras.Model` mapping observations to values `[batch]`.
+        total_steps: environment steps collected so far.
+        iterations: updates done so far.
+        stop_training: set to True by a callback to end `fit`.
+    """
+
+    name = "agent"
+    config_class = AgentConfig
+
+    def __init__(self, seed: int = 0, **hyperparameters):
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
+            raise ValueError(f"seed must be an integer in [0, 2**31), got {seed!r}.")
+        self.seed = int(seed)
+        self.config = self.config_class.from_kwargs(**hyperparameters)
+        self.built = False
+        self.stop_training = False
+        self.history = None
+        self._collector: Collector | None = None
+        self._collector_source = None
+        self._owns_env = False
+        self._managers: dict[str, tf.train.CheckpointManager] = {}
+        self._reward_return = None
+        self._recent_episodes: list = []
+
+    # ----------------------------------------------------------------- building
+    def build(self, observation_space, action_space) -> None:
+        """Creates the models, optimizers and compiled functions for the given spaces.
+
+        Args:
+            observation_space: a Gymnasium space (or a tfpg space description).
+            action_space: a Gymnasium space (or a tfpg space description).
+
+        Raises:
+            ValueError: for unsupported spaces, before anything is created.
+        """
+        observation = observation_space if isinstance(observation_space, dict) else \
+            describe_observation_space(observation_space)
+        action = action_space if isinstance(action_space, dict) else describe_action_space(action_space)
+        if self.built:
+            self._check_spaces(observation, action)
+            return
+        self.observation_description, self.action_description = observation, action
+        keras.utils.set_random_seed(self.seed)
+        config = self.config
+        self.observation_normalizer = None
+        if config.normalize_observations and observation["type"] == "Box":
+            self.observation_normalizer = RunningNormalization(int(np.prod(observation["shape"])),
+                                                               name="observation_normalizer")
+        self.reward_normalizer = RunningNormalization(1, name="reward_normalizer")
+        self.policy = PolicyNetwork(observation, action, config.hidden_sizes, config.activation,
+                                    self.observation_normalizer, config.initial_log_std, name="policy")
+        self.value_model = ValueNetwork(observation, config.hidden_sizes, config.activation,
+                                        self.observation_normalizer, name="value_model")
+        self.observation_shape = tuple([] if observation["type"] == "Discrete" else observation["shape"])
+        self._observation_dtype = observation_dtype(observation)
+        self._action_dtype = action_dtype(action)
+        self._action_size = 1 if action["type"] == "Discrete" else int(np.prod(action["shape"]))
+        dummy = tf.zeros((1, *self.observation_shape), self._observation_dtype)
+        self.policy(dummy)
+        self.value_model(dummy)
+        self.rng = tf.random.Generator.from_seed(self.seed)
+        self.total_steps_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="total_steps")
+        self.iterations_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self._metadata = tf.Variable(self._metadata_json(), dtype=tf.string, trainable=False)
+        optimizer_state = self._create_optimizers()
+        self._checkpoint = tf.train.Checkpoint(
+            policy=self.policy,
+            value_model=self.value_model,
+            reward_normalizer=self.reward_normalizer,
+            rng=self.rng,
+            total_steps=self.total_steps_variable,
+            iterations=self.iterations_variable,
+            metadata=self._metadata,
+            **optimizer_state,
+        )
+        observation_spec = tf.TensorSpec((None, *self.observation_shape), self._observation_dtype)
+        action_spec = tf.TensorSpec((None, self._action_size), self._action_dtype)
+        self._sample_fn = tf.function(self._sample, input_signature=[observation_spec])
+        self._mode_fn = tf.function(self._mode, input_signature=[observation_spec])
+        self._value_fn = tf.function(self.value_model.__call__, input_signature=[observation_spec])
+        self._evaluate_fn = tf.function(self._log_probs_and_values,
+                                        input_signature=[observation_spec, action_spec])
+        self._normalize_fn = tf.function(self._update_observation_statistics,
+                                         input_signature=[observation_spec])
+        batch_spec = {
+            "observations": observation_spec,
+            "actions": action_spec,
+            **{k: tf.TensorSpec((None,), tf.float32) for k in _BATCH_FIELDS[2:]},
+        }
+        self._train_step = tf.function(self._update, input_signature=[batch_spec])
+        self.built = True
+
+    def _metadata_json(self) -> str:
+        return json.dumps({
+            "format": "tfpg-checkpoint-1",
+            "algorithm": self.name,
+            "seed": self.seed,
+            "config": self.config.to_dict(),
+            "observation_space": self.observation_description,
+            "action_space": self.action_description,
+        })
+
+    def _check_spaces(self, observation: dict, action: dict) -> None:
+        if observation != self.observation_description or action != self.action_description:
+            raise ValueError(
+                f"This agent was built for observation space {self.observation_description} and "
+                f"action space {self.action_description}, but the env has {observation} and {action}. "
+                f"Create a new agent for this env."
+            )
+
+    def _create_optimizers(self) -> dict:
+        """Creates the algorithm's optimizers; returns their trackable state by name."""
+        raise NotImplementedError
+
+    def _update(self, batch: dict) -> dict:
+        """One update on a flat batch; returns scalar metric tensors."""
+        raise NotImplementedError
+
+    def _apply_gradients(self, optimizer: keras.optimizers.Optimizer, gradients: list,
+                         variables: list) -> tf.Tensor:
+        """Clips gradients to `max_grad_norm` (if > 0), applies them; returns the pre-clip norm."""
+        norm = tf.linalg.global_norm(gradients)
+        if self.config.max_grad_norm > 0:
+            gradients, _ = tf.clip_by_global_norm(gradients, self.config.max_grad_norm, use_norm=norm)
+        optimizer.apply_gradients(zip(gradients, variables))
+        return norm
+
+    def _build_optimizer(self, optimizer: keras.optimizers.Optimizer, variables: list) -> None:
+        """Creates an optimizer's slot variables now, so checkpoints can restore into them."""
+        optimizer.build(variables)
+
+    # ------------------------------------------------------------- compiled parts
+    def _sample(self, observations):
+        seed = tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32)
+        return self.policy(observations).sample(seed=seed)
+
+    def _mode(self, observations):
+        return self.policy(observations).mode()
+
+    def _log_probs_and_values(self, observations, actions):
+        return self.policy(observations).log_prob(actions), self.value_model(observations)
+
+    def _update_observation_statistics(self, observations):
+        if self.observation_normalizer is not None:
+            self.observation_normalizer.update(observations)
+        return tf.constant(0)
+
+    # --------------------------------------------------------------- properties
+    @property
+    def total_steps(self) -> int:
+        """Environment steps collected so far."""
+        return int(self.total_steps_variable.numpy()) if self.built else 0
+
+    @property
+    def iterations(self) -> int:
+        """Updates done so far."""
+        return int(self.iterations_variable.numpy()) if self.built else 0
+
+    # --------------------------------------------------------------- collection
+    def _vector_env(self, env: EnvLike, num_envs: int = 1, asynchronous: bool = False) -> Collector:
+        if self._collector is not None and self._collector_source is env:
+            return self._collector
+        vector_env = make_vector_env(env, num_envs=num_envs, asynchronous=asynchronous)
+        try:
+            self.build(vector_env.single_observation_space, vector_env.single_action_space)
+        except ValueError:
+            if vector_env is not env:
+                vector_env.close()
+            raise
+        self.close()
+        seed = self.seed + 1000 * self.iterations
+        self._collector = Collector(vector_env, self.action_description, seed)
+        self._collector_source = env
+        self._owns_env = vector_env is not env
+        self._reward_return = np.zeros(vector_env.num_envs, np.float64)
+        return self._collector
+
+    def collect(self, env: EnvLike, steps: int) -> Rollout:
+        """Collects one batch of experience with the current policy, advantages included.
+
+        The observation statistics are updated with the batch's observations,
+        then log-probabilities and values are computed under the updated
+        statistics, so they are exactly those of the policy the next update
+        starts from.
+
+        Args:
+            env: a Gymnasium id, `Env` or `VectorEnv` (the same object reuses its env).
+            steps: environment steps in total; each of the N env copies takes
+                `steps // N` (at least one each).
+
+        Returns:
+            A time-major `Rollout`.
+        """
+        steps = _positive_int("steps", steps)
+        collector = self._vector_env(env)
+        if steps < collector.num_envs:
+            raise ValueError(
+                f"steps={steps} is smaller than the number of env copies ({collector.num_envs}); "
+                f"every copy takes at least one step, so pass steps >= {collector.num_envs}."
+            )
+        transitions = collector.collect(steps // collector.num_envs, self._act_numpy)
+        self._normalize_fn(tf.convert_to_tensor(self._flat(transitions.observations)))
+        rollout = self._evaluate_transitions(transitions)
+        self.total_steps_variable.assign_add(rollout.num_steps)
+        return rollout
+
+    def _flat(self, array: np.ndarray) -> np.ndarray:
+        return array.reshape((-1, *array.shape[2:]))
+
+    def _act_numpy(self, observations: np.ndarray) -> np.ndarray:
+        return self._sample_fn(tf.convert_to_tensor(observations, self._observation_dtype)).numpy()
+
+    def _values_numpy(self, observations: np.ndarray) -> np.ndarray:
+        if len(observations) == 0:
+            return np.zeros((0,), np.float32)
+        return self._value_fn(tf.convert_to_tensor(observations, self._observation_dtype)).numpy()
+
+    def _evaluate_transitions(self, transitions: Transitions) -> Rollout:
+        shape = transitions.rewards.shape
+        observations = tf.convert_to_tensor(self._flat(transitions.observations), self._observation_dtype)
+        actions = tf.convert_to_tensor(self._flat(transitions.actions), self._action_dtype)
+        log_probs, values = self._evaluate_fn(observations, actions)
+        log_probs, values = log_probs.numpy().reshape(shape), values.numpy().reshape(shape)
+        dones = transitions.terminated | transitions.truncated
+        final_values = np.zeros(shape, np.float32)
+        final_values[dones] = self._values_numpy(transitions.final_observations[dones])
+        last_values = self._values_numpy(transitions.last_observations)
+        rewards = self._scale_rewards(transitions.rewards, dones)
+        next_values = next_state_values(values, last_values, final_values, dones)
+        advantages, returns, mask = self._estimate_advantages(
+            rewards, values, next_values, transitions.terminated, transitions.truncated
+        )
+        return Rollout(
+            observations=transitions.observations,
+            actions=transitions.actions,
+            log_probs=log_probs,
+            values=values,
+            rewards=rewards,
+            terminated=transitions.terminated,
+            truncated=transitions.truncated,
+            next_values=next_values,
+            advantages=advantages.astype(np.float32),
+            returns=returns.astype(np.float32),
+            mask=mask.astype(np.float32),
+            episode_returns=transitions.episode_returns,
+            episode_lengths=transitions.episode_lengths,
+            seconds=transitions.seconds,
+        )
+
+    def _scale_rewards(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        """Divides rewards by the running std of the discounted return, if enabled."""
+        if not self.config.scale_rewards:
+            return rewards
+        discounted = np.zeros(rewards.shape, np.float64)
+        running = self._reward_return
+        for t in range(rewards.shape[0]):
+            running = running * self.config.gamma + rewards[t]
+            discounted[t] = running
+            running = np.where(dones[t], 0.0, running)
+        self._reward_return = running
+        self.reward_normalizer.update(tf.constant(discounted.reshape(-1, 1)))
+        std = float(np.sqrt(self.reward_normalizer.variance.numpy()[0] + 1e-8))
+        return np.clip(rewards / std, -10.0, 10.0).astype(np.float32)
+
+    def _estimate_advantages(self, rewards, values, next_values, terminated, truncated):
+        """GAE(γ, λ) advantages, value targets and a mask (all ones)."""
+        advantages, returns = generalized_advantages(
+            rewards, values, next_values, terminated, truncated,
+            self.config.gamma, self.config.gae_lambda,
+        )
+        return advantages, returns, np.ones_like(values)
+
+    # ----------------------------------------------------------------- training
+    def train_on_batch(self, rollout: Rollout) -> dict:
+        """Runs one update of the algorithm on a rollout.
+
+        Args:
+            rollout: a batch from `collect`.
+
+        Returns:
+            A dict of float metrics (losses, entropy, approx KL, explained
+            variance, ...).
+        """
+        if not self.built:
+            raise ValueError("The agent is not built: call collect(env, steps) or build(...) first.")
+        if not isinstance(rollout, Rollout):
+            raise ValueError(f"train_on_batch expects a Rollout from agent.collect, got {type(rollout).__name__}.")
+        batch = {name: rollout.flat(name) for name in _BATCH_FIELDS}
+        if self.config.normalize_advantages:
+            batch["advantages"] = self._standardize(batch["advantages"], batch["mask"])
+        tensors = {
+            "observations": tf.convert_to_tensor(batch["observations"], self._observation_dtype),
+            "actions": tf.convert_to_tensor(batch["actions"], self._action_dtype),
+            **{k: tf.convert_to_tensor(batch[k], tf.float32) for k in _BATCH_FIELDS[2:]},
+        }
+        metrics = {k: float(v) for k, v in self._train_step(tensors).items()}
+        self.iterations_variable.assign_add(1)
+        used = batch["mask"] > 0
+        metrics["explained_variance"] = _explained_variance(batch["values"][used], batch["returns"][used])
+        return metrics
+
+    @staticmethod
+    def _standardize(advantages: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        weights = mask / max(float(mask.sum()), 1.0)
+        mean = float((advantages * weights).sum())
+        std = float(np.sqrt(((advantages - mean) ** 2 * weights).sum()))
+        return ((advantages - mean) / (std + 1e-8)).astype(np.float32)
+
+    def fit(self, env: EnvLike, steps: int, num_envs: int = 1, asynchronous: bool = False,
+            callbacks: Iterable[keras.callbacks.Callback] | None = None, verbose: int = 1):
+        """Trains for `steps` environment steps: collect → train_on_batch → callbacks.
+
+        Args:
+            env: a Gymnasium id, `Env` or `VectorEnv`.
+            steps: environment steps to train for in this call (rounded up to
+                whole iterations of `rollout_steps × num_envs`).
+            num_envs: env copies made from an id.
+            asynchronous: run the copies in subprocesses.
+            callbacks: `keras.callbacks.Callback`s; `epoch` is the iteration index.
+            verbose: 0 silent, 1 progress bar.
+
+        Returns:
+            A `keras.callbacks.History` whose `history` dict has one entry per iteration.
+        """
+        steps = _positive_int("steps", steps)
+        num_envs = _positive_int("num_envs", num_envs)
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}.")
+        collector = self._vector_env(env, num_envs, asynchronous)
+        history = keras.callbacks.History()
+        extra = [history] + ([callbacks_module.ProgressBar()] if verbose else [])
+        callback_list = callbacks_module.CallbackList(
+            list(callbacks or []) + extra, self,
+            {"steps": steps, "initial_steps": self.total_steps, "verbose": verbose},
+        )
+        batch_steps = self.config.rollout_steps * collector.num_envs
+        target = self.total_steps + steps
+        recent = list(self._recent_episodes)
+        self.stop_training = False
+        callback_list.on_train_begin()
+        logs: dict = {}
+        while self.total_steps < target and not self.stop_training:
+            iteration = self.iterations
+            callback_list.on_epoch_begin(iteration)
+            start = time.perf_counter()
+            rollout = self.collect(env, batch_steps)
+            collected = time.perf_counter()
+            logs = self.train_on_batch(rollout)
+            finished = time.perf_counter()
+            recent = (recent + list(zip(rollout.episode_returns, rollout.episode_lengths)))[-100:]
+            logs.update(self._iteration_logs(recent, rollout, start, collected, finished))
+            callback_list.on_epoch_end(iteration, logs)
+        self._recent_episodes = recent
+        callback_list.on_train_end(logs)
+        self.history = history
+        return history
+
+    def _iteration_logs(self, recent, rollout, start, collected, finished) -> dict:
+        returns = [r for r, _ in recent]
+        lengths = [n for _, n in recent]
+        return {
+            "episode_return": float(np.mean(returns)) if returns else float("nan"),
+            "episode_length": float(np.mean(lengths)) if lengths else float("nan"),
+            "episodes": len(rollout.episode_returns),
+            "total_steps": self.total_steps,
+            "steps_per_second": rollout.num_steps / (finished - start),
+            "collect_seconds": collected - start,
+            "update_seconds": finished - collected,
+        }
+
+    # --------------------------------------------------------------- inference
+    def _check_observations(self, observations: Any) -> tuple[np.ndarray, bool]:
+        if not self.built:
+            raise ValueError("The agent is not built: call fit, collect or build first, or tfpg.load.")
+        try:
+            array = np.asarray(observations)
+        except Exception as error:  # ragged or exotic input
+            raise ValueError(f"Observations could not be read as an array: {error}.") from None
+        kind = self.observation_description["type"]
+        expected = self.observation_shape
+        if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise ValueError(f"Observations must be numeric, got dtype {array.dtype}.")
+        single = array.shape == expected
+        if not single and array.shape[1:] != expected:
+            raise ValueError(
+                f"Observations have shape {array.shape}; expected {expected} for one observation "
+                f"or (batch, {', '.join(map(str, expected))}) for a batch."
+            )
+        if kind == "Box" and not np.all(np.isfinite(array)):
+            raise ValueError("Observations contain NaN or Inf values.")
+        if kind == "Discrete":
+            low = self.observation_description["start"]
+            high = low + self.observation_description["n"]
+            if not np.issubdtype(array.dtype, np.integer) or np.any(array < low) or np.any(array >= high):
+                raise ValueError(f"Discrete observations must be integers in [{low}, {high}), got {array!r}.")
+        batch = array[None] if single else array
+        return batch, single
+
+    def predict(self, observations: Any, deterministic: bool = True) -> np.ndarray:
+        """Env-ready actions for one observation or a batch.
+
+        Args:
+            observations: one observation (the space's shape) or a batch of them.
+            deterministic: take the distribution's mode instead of sampling.
+
+        Returns:
+            NumPy actions (one, or a batch), clipped to Box bounds.
+        """
+        batch, single = self._check_observations(observations)
+        tensor = tf.convert_to_tensor(batch, self._observation_dtype)
+        flat = (self._mode_fn if deterministic else self._sample_fn)(tensor).numpy()
+        actions = to_env_actions(flat, self.action_description)
+        return actions[0] if single else actions
+
+    def evaluate(self, env: EnvLike, episodes: int = 10, deterministic: bool = True) -> dict:
+        """Runs whole episodes without updating anything.
+
+        Args:
+            env: a Gymnasium id or `Env` (evaluated one episode at a time).
+            episodes: number of episodes.
+            deterministic: act with the distribution's mode.
+
+        Returns:
+            `{"mean_return", "std_return", "mean_length", "episodes", "returns"}`.
+        """
+        episodes = _positive_int("episodes", episodes)
+        if isinstance(env, str):
+            from tfpg.envs import check_env_id
+            check_env_id(env)
+            single = gym.make(env)
+        elif isinstance(env, gym.Env):
+            single = env
+        else:
+            raise ValueError(f"evaluate takes a Gymnasium id or an Env, got {type(env).__name__}.")
+        try:
+            self.build(single.observation_space, single.action_space)
+            returns, lengths = [], []
+            for episode in range(episodes):
+                observation, _ = single.reset(seed=self.seed + 10_000 + episode)
+                total, length, done = 0.0, 0, False
+                while not done:
+                    action = self.predict(observation, deterministic=deterministic)
+                    observation, reward, terminated, truncated, _ = single.step(action)
+                    total += float(reward)
+                    length += 1
+                    done = terminated or truncated
+                returns.append(total)
+                lengths.append(length)
+        finally:
+            if single is not env:
+                single.close()
+        return {
+            "mean_return": float(np.mean(returns)),
+            "std_return": float(np.std(returns)),
+            "mean_length": float(np.mean(lengths)),
+            "episodes": episodes,
+            "returns": returns,
+        }
+
+    # ----------------------------------------------------- persistence & export
+    def save(self, path: str, max_to_keep: int = 3) -> str:
+        """Writes a checkpoint of everything needed to resume into directory `path`.
+
+        Returns:
+            The checkpoint prefix written.
+        """
+        if not self.built:
+            raise ValueError("Nothing to save: the agent is not built yet.")
+        return checkpoint_module.save(self, path, max_to_keep)
+
+    def restore(self, path: str) -> None:
+        """Restores this agent from a checkpoint directory or prefix written by `save`."""
+        checkpoint_module.restore(self, path)
+
+    def export(self, path: str) -> str:
+        """Writes a standalone SavedModel policy (see `tfpg.export`). Returns `path`."""
+        from tfpg.export import export_policy
+        return export_policy(self, path)
+
+    def close(self) -> None:
+        """Closes an env this agent created."""
+        if self._collector is not None and self._owns_env:
+            self._collector.close()
+        self._collector = None
+        self._collector_source = None

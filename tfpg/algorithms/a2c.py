@@ -1,0 +1,66 @@
+"""Advantage actor-critic (synchronous, A2C)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from tfpg.agent import OnPolicyAgent
+from tfpg.config import AgentConfig, hparam
+from tfpg.losses import approximate_kl, masked_mean, policy_gradient_loss, value_loss
+
+
+@dataclasses.dataclass
+class A2CConfig(AgentConfig):
+    """A2C hyperparameters (defaults: short n-step batches from several envs)."""
+
+    rollout_steps: int = hparam(8, "Environment steps per env copy in each batch (n of n-step).", low=1)
+    gae_lambda: float = hparam(1.0, "GAE λ (1: n-step returns).", low=0.0, high=1.0)
+    learning_rate: float = hparam(7e-4, "Adam learning rate.", low=0.0, low_open=True)
+    normalize_advantages: bool = hparam(False, "Standardise advantages within each batch.")
+    value_coef: float = hparam(0.5, "Weight c_v of the value loss.", low=0.0)
+    entropy_coef: float = hparam(0.0, "Weight c_e of the entropy bonus.", low=0.0)
+
+
+class A2C(OnPolicyAgent):
+    """Synchronous advantage actor-critic.
+
+    One gradient step per batch on
+    L = −E[log π(a|s) Â] + c_v E[(V(s) − R)²] − c_e E[H(π(·|s))]
+    with Â from GAE(γ, λ) (λ = 1: n-step returns), Adam and global-norm
+    clipping. See `A2CConfig` for the hyperparameters.
+
+    Example:
+        >>> agent = tfpg.A2C(seed=0)
+        >>> history = agent.fit("CartPole-v1", steps=200_000, num_envs=8)
+    """
+
+    name = "a2c"
+    config_class = A2CConfig
+
+    def _create_optimizers(self) -> dict:
+        self.optimizer = keras.optimizers.Adam(self.config.learning_rate)
+        self._variables = self.policy.trainable_variables + self.value_model.trainable_variables
+        self._build_optimizer(self.optimizer, self._variables)
+        return {"optimizer": self.optimizer}
+
+    def _losses(self, batch: dict) -> tuple[tf.Tensor, dict]:
+        distribution = self.policy(batch["observations"])
+        log_probs = distribution.log_prob(batch["actions"])
+        mask = batch["mask"]
+        policy_loss = policy_gradient_loss(log_probs, batch["advantages"], mask)
+        critic_loss = value_loss(self.value_model(batch["observations"]), batch["returns"], mask)
+        entropy = masked_mean(distribution.entropy(), mask)
+        total = policy_loss + self.config.value_coef * critic_loss - self.config.entropy_coef * entropy
+        return total, {"policy_loss": policy_loss, "value_loss": critic_loss, "entropy": entropy}
+
+    def _update(self, batch: dict) -> dict:
+        with tf.GradientTape() as tape:
+            loss, metrics = self._losses(batch)
+        gradients = tape.gradient(loss, self._variables)
+        metrics["grad_norm"] = self._apply_gradients(self.optimizer, gradients, self._variables)
+        new_log_probs = self.policy(batch["observations"]).log_prob(batch["actions"])
+        metrics["approx_kl"] = approximate_kl(batch["log_probs"], new_log_probs, batch["mask"])
+        return metrics

@@ -1,0 +1,230 @@
+"""Callbacks with Keras hook names; an iteration of `fit` is an epoch.
+
+Every callback here subclasses `keras.callbacks.Callback`, so Keras's own
+callbacks that only read `logs` (`History`, `LambdaCallback`, `CSVLogger`,
+`TerminateOnNaN`...) also work with `fit`. `self.agent` (alias `self.model`)
+is the agent being trained; setting `agent.stop_training = True` ends `fit`
+after the current iteration.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from typing import Iterable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+class Callback(keras.callbacks.Callback):
+    """Base class: Keras's `Callback` with the agent as `self.agent`."""
+
+    @property
+    def agent(self):
+        """The agent being trained."""
+        return self.model
+
+
+class CallbackList:
+    """Calls a list of callbacks in order.
+
+    Args:
+        callbacks: the callbacks.
+        agent: the agent handed to each callback's `set_model`.
+        params: the dict handed to each callback's `set_params`.
+    """
+
+    def __init__(self, callbacks: Iterable[keras.callbacks.Callback], agent, params: dict):
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.set_model(agent)
+            callback.set_params(params)
+
+    def _call(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)
+
+    def on_train_begin(self, logs=None):
+        self._call("on_train_begin", logs)
+
+    def on_train_end(self, logs=None):
+        self._call("on_train_end", logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._call("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._call("on_epoch_end", epoch, logs)
+
+
+class ProgressBar(Callback):
+    """A `keras.utils.Progbar` over environment steps: ETA, return, steps/s and losses.
+
+    Args:
+        metrics: the log keys shown next to the bar.
+    """
+
+    def __init__(self, metrics: tuple[str, ...] = ("episode_return", "steps_per_second", "entropy",
+                                                   "approx_kl")):
+        super().__init__()
+        self.metrics = metrics
+        self.progbar = None
+        self.start_steps = 0
+
+    def on_train_begin(self, logs=None):
+        self.start_steps = self.params["initial_steps"]
+        self.progbar = keras.utils.Progbar(
+            self.params["steps"], stateful_metrics=list(self.metrics), unit_name="step"
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        values = [(k, logs[k]) for k in self.metrics if k in logs and _is_number(logs[k])]
+        done = min(int(logs.get("total_steps", 0)) - self.start_steps, self.params["steps"])
+        self.progbar.update(done, values=values, finalize=False)
+
+    def on_train_end(self, logs=None):
+        if self.progbar is not None:
+            self.progbar.update(self.progbar._seen_so_far, finalize=True)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+
+
+class TensorBoard(Callback):
+    """Writes every numeric log entry as a `tf.summary` scalar against total env steps.
+
+    Args:
+        log_dir: directory of the event files.
+    """
+
+    def __init__(self, log_dir: str):
+        super().__init__()
+        self.log_dir = log_dir
+        self.writer = None
+
+    def on_train_begin(self, logs=None):
+        self.writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        step = int(logs.get("total_steps", epoch))
+        with self.writer.as_default(step=step):
+            for key, value in logs.items():
+                if _is_number(value) and math.isfinite(float(value)):
+                    tf.summary.scalar(key, float(value))
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()
+
+
+class CSVLogger(Callback):
+    """Appends one row per iteration to a CSV file (continuing an existing one on resume).
+
+    Args:
+        filename: the CSV path.
+    """
+
+    def __init__(self, filename: str):
+        super().__init__()
+        self.filename = filename
+        self.columns = None
+
+    def on_train_begin(self, logs=None):
+        if os.path.exists(self.filename) and os.path.getsize(self.filename) > 0:
+            with open(self.filename, newline="") as file:
+                self.columns = next(csv.reader(file), None)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: v for k, v in (logs or {}).items() if _is_number(v)}
+        if self.columns is None:
+            self.columns = ["iteration", *sorted(logs)]
+            with open(self.filename, "w", newline="") as file:
+                csv.writer(file).writerow(self.columns)
+        row = {"iteration": epoch, **logs}
+        with open(self.filename, "a", newline="") as file:
+            csv.writer(file).writerow([row.get(column, "") for column in self.columns])
+            file.flush()
+            os.fsync(file.fileno())
+
+
+class Checkpoint(Callback):
+    """Saves the agent every `every` iterations and at the end of training.
+
+    Args:
+        directory: the checkpoint directory (a `tf.train.CheckpointManager` keeps
+            the newest `max_to_keep`).
+        every: iterations between checkpoints.
+        max_to_keep: checkpoints kept on disk.
+    """
+
+    def __init__(self, directory: str, every: int = 10, max_to_keep: int = 3):
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"Checkpoint every={every!r} must be a positive number of iterations.")
+        self.directory = directory
+        self.every = every
+        self.max_to_keep = max_to_keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self.agent.save(self.directory, max_to_keep=self.max_to_keep)
+
+    def on_train_end(self, logs=None):
+        self.agent.save(self.directory, max_to_keep=self.max_to_keep)
+
+
+class EarlyStopping(Callback):
+    """Stops training once the monitored log value reaches a threshold.
+
+    Args:
+        threshold: the value to reach.
+        monitor: the log key watched (default: mean episode return).
+    """
+
+    def __init__(self, threshold: float, monitor: str = "episode_return"):
+        super().__init__()
+        self.threshold = threshold
+        self.monitor = monitor
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and _is_number(value) and value >= self.threshold:
+            self.agent.stop_training = True
+
+
+class Evaluation(Callback):
+    """Evaluates the agent every `every` iterations; adds `eval_mean_return` (and std) to the logs.
+
+    Args:
+        env: the evaluation env (id or `Env`; a fresh one, not the training env).
+        every: iterations between evaluations.
+        episodes: episodes per evaluation.
+        deterministic: act with the distribution's mode.
+        stop_at: optionally stop training once the evaluation mean reaches this.
+    """
+
+    def __init__(self, env, every: int = 10, episodes: int = 5, deterministic: bool = True,
+                 stop_at: float | None = None):
+        super().__init__()
+        self.env = env
+        self.every = every
+        self.episodes = episodes
+        self.deterministic = deterministic
+        self.stop_at = stop_at
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        result = self.agent.evaluate(self.env, episodes=self.episodes, deterministic=self.deterministic)
+        if logs is not None:
+            logs["eval_mean_return"] = result["mean_return"]
+            logs["eval_std_return"] = result["std_return"]
+        if self.stop_at is not None and result["mean_return"] >= self.stop_at:
+            self.agent.stop_training = True

@@ -1,0 +1,124 @@
+"""Hyperparameters as documented dataclasses, validated with errors that name the fix.
+
+Each field is declared with `hparam(default, help, ...)`: one line of
+documentation plus the allowed range or choices. `validate` checks every field;
+the launchers build their flags from the same declarations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any
+
+
+def hparam(default: Any, help: str, low: float | None = None, high: float | None = None,
+           low_open: bool = False, choices: tuple | None = None) -> Any:
+    """Declares a hyperparameter field with its documentation and allowed values.
+
+    Args:
+        default: the default value (tuples for sequences).
+        help: one line describing the field.
+        low: smallest allowed value (numbers), or None.
+        high: largest allowed value (numbers), or None.
+        low_open: if True, `low` itself is not allowed.
+        choices: the allowed values (strings), or None.
+    """
+    metadata = {"help": help, "low": low, "high": high, "low_open": low_open, "choices": choices}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def describe_allowed(field: dataclasses.Field) -> str:
+    """A human-readable statement of the values a field accepts."""
+    meta = field.metadata
+    if meta.get("choices"):
+        return "one of " + ", ".join(repr(c) for c in meta["choices"])
+    low, high = meta.get("low"), meta.get("high")
+    if low is None and high is None:
+        return f"a value of type {type(field.default).__name__}"
+    left = "(" if meta.get("low_open") else "["
+    return f"a number in {left}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+
+
+def _check_value(field: dataclasses.Field, value: Any) -> Any:
+    default = field.default
+    allowed = describe_allowed(field)
+
+    def bad(reason: str) -> ValueError:
+        return ValueError(f"Invalid hyperparameter {field.name}={value!r}: {reason}; expected {allowed}.")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("not a boolean")
+        return value
+    if isinstance(default, tuple):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise bad("not a sequence of positive integers")
+        items = tuple(value)
+        if not items or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+                                for v in items):
+            raise bad("not a non-empty sequence of positive integers")
+        return tuple(int(v) for v in items)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise bad("not a string")
+        if field.metadata.get("choices") and value not in field.metadata["choices"]:
+            raise bad("not an allowed choice")
+        return value
+    if isinstance(default, numbers.Number):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise bad("not a number")
+        if isinstance(default, int) and not isinstance(value, numbers.Integral):
+            raise bad("not an integer")
+        if not math.isfinite(value):
+            raise bad("not finite")
+        low, high = field.metadata.get("low"), field.metadata.get("high")
+        if low is not None and (value < low or (field.metadata.get("low_open") and value == low)):
+            raise bad("out of range")
+        if high is not None and value > high:
+            raise bad("out of range")
+        return type(default)(value)
+    return value
+
+
+@dataclasses.dataclass
+class AgentConfig:
+    """Hyperparameters shared by every on-policy agent."""
+
+    rollout_steps: int = hparam(2048, "Environment steps per env copy in each iteration's batch.", low=1)
+    gamma: float = hparam(0.99, "Discount factor γ.", low=0.0, high=1.0)
+    gae_lambda: float = hparam(0.95, "GAE λ (1: Monte-Carlo, 0: one-step TD).", low=0.0, high=1.0)
+    learning_rate: float = hparam(3e-4, "Adam learning rate.", low=0.0, low_open=True)
+    max_grad_norm: float = hparam(0.5, "Global gradient-norm clip; 0 disables it.", low=0.0)
+    hidden_sizes: tuple = hparam((64, 64), "Hidden layer widths of the policy and value networks.")
+    activation: str = hparam("tanh", "Hidden activation.", choices=("tanh", "relu", "elu", "gelu", "silu"))
+    normalize_observations: bool = hparam(True, "Normalise observations by running statistics.")
+    scale_rewards: bool = hparam(False, "Divide rewards by the running std of the discounted return.")
+    normalize_advantages: bool = hparam(True, "Standardise advantages within each batch.")
+    initial_log_std: float = hparam(0.0, "Initial log standard deviation of Gaussian policies.",
+                                    low=-20.0, high=2.0)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks every field; raises `ValueError` naming the field, the value and what is allowed."""
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, _check_value(field, getattr(self, field.name)))
+
+    def to_dict(self) -> dict:
+        """The fields as a JSON-able dict."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> "AgentConfig":
+        """Builds a config, rejecting unknown names with the list of known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown hyperparameter(s) {', '.join(unknown)} for {cls.__name__}; "
+                f"known: {', '.join(sorted(known))}."
+            )
+        return cls(**kwargs)

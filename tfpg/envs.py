@@ -1,0 +1,184 @@
+"""Vector environments from ids, `Env`s or `VectorEnv`s, and the spaces tfpg supports.
+
+Supported observation spaces: `Box` (any shape; flattened) and `Discrete`
+(one-hot). Supported action spaces: `Box` (diagonal Gaussian), `Discrete`
+(categorical), `MultiDiscrete` and `MultiBinary`. Spaces are described by
+small JSON-able dicts so that checkpoints can rebuild an agent without an env.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+SUPPORTED_OBSERVATION_SPACES = ("Box", "Discrete")
+SUPPORTED_ACTION_SPACES = ("Box", "Discrete", "MultiDiscrete", "MultiBinary")
+
+EnvLike = Union[str, gym.Env, gym.vector.VectorEnv]
+
+
+def _unsupported(space: Any, role: str, supported: tuple[str, ...], why: str = "") -> ValueError:
+    reason = f" ({why})" if why else ""
+    return ValueError(
+        f"Unsupported {role} space {space!r}{reason}. tfpg supports {role} spaces: "
+        f"{', '.join(supported)}. Wrap the environment (e.g. gymnasium.wrappers.FlattenObservation "
+        f"for Dict/Tuple observations) so that it exposes one of these."
+    )
+
+
+def describe_observation_space(space: Any) -> dict:
+    """Returns a JSON-able description of a supported observation space.
+
+    Raises:
+        ValueError: if the space is not supported, naming it and listing the
+            supported spaces.
+    """
+    if isinstance(space, spaces.Box):
+        if not np.issubdtype(space.dtype, np.number):
+            raise _unsupported(space, "observation", SUPPORTED_OBSERVATION_SPACES, "non-numeric dtype")
+        if int(np.prod(space.shape)) == 0:
+            raise _unsupported(space, "observation", SUPPORTED_OBSERVATION_SPACES, "empty shape")
+        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype)}
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    raise _unsupported(space, "observation", SUPPORTED_OBSERVATION_SPACES)
+
+
+def describe_action_space(space: Any) -> dict:
+    """Returns a JSON-able description of a supported action space.
+
+    Raises:
+        ValueError: if the space is not supported, naming it and listing the
+            supported spaces.
+    """
+    if isinstance(space, spaces.Box):
+        if not np.issubdtype(space.dtype, np.floating):
+            raise _unsupported(space, "action", SUPPORTED_ACTION_SPACES, "Box actions must be floating point")
+        if int(np.prod(space.shape)) == 0:
+            raise _unsupported(space, "action", SUPPORTED_ACTION_SPACES, "empty shape")
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "low": np.asarray(space.low, np.float64).reshape(-1).tolist(),
+            "high": np.asarray(space.high, np.float64).reshape(-1).tolist(),
+            "dtype": str(space.dtype),
+        }
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {
+            "type": "MultiDiscrete",
+            "shape": list(space.nvec.shape),
+            "nvec": np.asarray(space.nvec).reshape(-1).tolist(),
+            "start": np.asarray(space.start).reshape(-1).tolist(),
+        }
+    if isinstance(space, spaces.MultiBinary):
+        shape = [int(space.n)] if np.isscalar(space.n) else list(space.shape)
+        return {"type": "MultiBinary", "shape": shape}
+    raise _unsupported(space, "action", SUPPORTED_ACTION_SPACES)
+
+
+def flat_size(description: dict) -> int:
+    """Number of features an observation description flattens or one-hot encodes to."""
+    if description["type"] == "Discrete":
+        return description["n"]
+    return int(np.prod(description["shape"]))
+
+
+def action_size(description: dict) -> int:
+    """Length of the flat action vector the policy emits for an action description."""
+    if description["type"] == "Discrete":
+        return 1
+    return int(np.prod(description["shape"]))
+
+
+def to_env_actions(actions: np.ndarray, description: dict) -> np.ndarray:
+    """Maps a batch of flat policy actions `[B, A]` to env-ready actions.
+
+    Gaussian samples are clipped to the bounds here (and only here); discrete
+    actions get the space's `start` offset and the space's shape.
+    """
+    batch = actions.shape[0]
+    kind = description["type"]
+    if kind == "Box":
+        low = np.asarray(description["low"], np.float64)
+        high = np.asarray(description["high"], np.float64)
+        clipped = np.clip(actions, low, high).astype(description["dtype"])
+        return clipped.reshape([batch, *description["shape"]])
+    if kind == "Discrete":
+        return (actions.reshape(batch) + description["start"]).astype(np.int64)
+    if kind == "MultiDiscrete":
+        shifted = actions.astype(np.int64) + np.asarray(description["start"], np.int64)
+        return shifted.reshape([batch, *description["shape"]])
+    return actions.astype(np.int8).reshape([batch, *description["shape"]])
+
+
+def check_env_id(env_id: str) -> None:
+    """Raises a `ValueError` naming the id if Gymnasium does not know it."""
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as error:
+        raise ValueError(
+            f"Unknown environment id {env_id!r}: {error}. Use a registered Gymnasium id such as "
+            f"'CartPole-v1' or 'Hopper-v5' (see gymnasium.envs.registry)."
+        ) from None
+
+
+def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False) -> gym.vector.VectorEnv:
+    """Makes a same-step-autoreset vector env from an id, an `Env` or a `VectorEnv`.
+
+    Args:
+        env: a Gymnasium id, an `Env` (wrapped as a single-copy vector env), or
+            a `VectorEnv` created with `autoreset_mode=AutoresetMode.SAME_STEP`.
+        num_envs: copies to create from an id.
+        asynchronous: run copies made from an id in subprocesses.
+
+    Returns:
+        A `gymnasium.vector.VectorEnv`.
+
+    Raises:
+        ValueError: on an unknown id, a bad `num_envs`, or an unsupported env.
+    """
+    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}.")
+    same_step = gym.vector.AutoresetMode.SAME_STEP
+    if isinstance(env, str):
+        check_env_id(env)
+        return gym.make_vec(
+            env,
+            num_envs=int(num_envs),
+            vectorization_mode="async" if asynchronous else "sync",
+            vector_kwargs={"autoreset_mode": same_step},
+        )
+    if isinstance(env, gym.vector.VectorEnv):
+        mode = env.metadata.get("autoreset_mode")
+        if mode != same_step:
+            raise ValueError(
+                f"The vector env uses autoreset_mode={mode}; tfpg needs the true final observation "
+                f"of every episode to bootstrap time limits. Create it with "
+                f"autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP "
+                f"(gym.make_vec(..., vector_kwargs={{'autoreset_mode': AutoresetMode.SAME_STEP}}))."
+            )
+        return env
+    if isinstance(env, gym.Env):
+        if num_envs != 1:
+            raise ValueError(
+                f"num_envs={num_envs} needs several env copies, but a single Env instance was given. "
+                f"Pass the environment id instead, or a VectorEnv."
+            )
+        return gym.vector.SyncVectorEnv([lambda: env], autoreset_mode=same_step)
+    raise ValueError(
+        f"env must be a Gymnasium id (str), a gymnasium.Env or a gymnasium.vector.VectorEnv, "
+        f"got {type(env).__name__}."
+    )
+
+
+def describe_env(vector_env: gym.vector.VectorEnv) -> tuple[dict, dict]:
+    """Describes the single-copy observation and action spaces of a vector env."""
+    return (
+        describe_observation_space(vector_env.single_observation_space),
+        describe_action_space(vector_env.single_action_space),
+    )

@@ -1,0 +1,166 @@
+"""Policy and value Keras models; the policy returns a `tfd.Distribution`.
+
+Policies act on flat action vectors `[batch, A]`: the env-facing shape,
+offsets and clipping are applied by `tfpg.envs.to_env_actions`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfpg.envs import action_size, flat_size
+from tfpg.normalization import RunningNormalization
+
+tfd = tfp.distributions
+
+# Masks logits of padded categories; finite so that entropies and KLs stay finite.
+_PADDED_LOGIT = -1e9
+
+
+def observation_dtype(description: dict) -> tf.DType:
+    """The dtype observations of a described space are fed to the models with."""
+    return tf.int32 if description["type"] == "Discrete" else tf.float32
+
+
+def action_dtype(description: dict) -> tf.DType:
+    """The dtype of the flat actions a policy for a described space samples."""
+    return tf.float32 if description["type"] == "Box" else tf.int32
+
+
+class ObservationEncoder(keras.layers.Layer):
+    """Flattens `Box` observations (then normalises them) or one-hot encodes `Discrete` ones.
+
+    Args:
+        description: observation space description (`tfpg.envs.describe_observation_space`).
+        normalizer: a shared `RunningNormalization`, or None to skip normalisation.
+    """
+
+    def __init__(self, description: dict, normalizer: RunningNormalization | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.description = description
+        self.size = flat_size(description)
+        self.normalizer = normalizer
+
+    def call(self, observations):
+        if self.description["type"] == "Discrete":
+            indices = tf.cast(observations, tf.int32) - self.description["start"]
+            return tf.one_hot(tf.reshape(indices, [-1]), self.size, dtype=tf.float32)
+        flat = tf.reshape(tf.cast(observations, tf.float32), [-1, self.size])
+        return self.normalizer(flat) if self.normalizer is not None else flat
+
+
+def _dense(units: int, activation, gain: float, name: str) -> keras.layers.Dense:
+    return keras.layers.Dense(
+        units,
+        activation=activation,
+        kernel_initializer=keras.initializers.Orthogonal(gain=gain),
+        bias_initializer="zeros",
+        name=name,
+    )
+
+
+def mlp(hidden_sizes: Sequence[int], activation: str, name: str) -> list[keras.layers.Dense]:
+    """Hidden Dense layers with orthogonal initialisation (gain √2)."""
+    return [_dense(units, activation, math.sqrt(2.0), f"{name}_{i}") for i, units in enumerate(hidden_sizes)]
+
+
+class DistributionHead(keras.layers.Layer):
+    """Maps features to the action distribution of a described action space.
+
+    - `Box`: diagonal Gaussian `Independent(Normal(μ(x), exp(log_std)), 1)` with a
+      state-independent learnable log-std.
+    - `Discrete` / `MultiDiscrete`: independent categoricals, event shape `[D]`.
+    - `MultiBinary`: independent Bernoullis, event shape `[n]`.
+
+    Args:
+        description: action space description (`tfpg.envs.describe_action_space`).
+        initial_log_std: initial log standard deviation of Gaussian policies.
+    """
+
+    def __init__(self, description: dict, initial_log_std: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.description = description
+        kind = description["type"]
+        if kind in ("Discrete", "MultiDiscrete"):
+            nvec = [description["n"]] if kind == "Discrete" else description["nvec"]
+            self.nvec = nvec
+            self.max_categories = max(nvec)
+            mask = np.array([[c < n for c in range(self.max_categories)] for n in nvec])
+            self.padding = tf.constant(np.where(mask, 0.0, _PADDED_LOGIT), tf.float32)
+            units = len(nvec) * self.max_categories
+        else:
+            units = action_size(description)
+        self.projection = _dense(units, None, 0.01, "logits" if kind != "Box" else "mean")
+        if kind == "Box":
+            self.log_std = self.add_weight(
+                shape=(units,),
+                initializer=keras.initializers.Constant(initial_log_std),
+                name="log_std",
+            )
+
+    def call(self, features):
+        kind = self.description["type"]
+        outputs = self.projection(features)
+        if kind == "Box":
+            return tfd.Independent(tfd.Normal(outputs, tf.exp(self.log_std)), 1)
+        if kind == "MultiBinary":
+            return tfd.Independent(tfd.Bernoulli(logits=outputs, dtype=tf.int32), 1)
+        logits = tf.reshape(outputs, [-1, len(self.nvec), self.max_categories]) + self.padding
+        return tfd.Independent(tfd.Categorical(logits=logits, dtype=tf.int32), 1)
+
+
+class PolicyNetwork(keras.Model):
+    """Observations → action distribution.
+
+    Args:
+        observation: observation space description.
+        action: action space description.
+        hidden_sizes: widths of the hidden layers.
+        activation: hidden activation name (Keras).
+        normalizer: shared observation normaliser or None.
+        initial_log_std: initial log-std of Gaussian policies.
+    """
+
+    def __init__(self, observation: dict, action: dict, hidden_sizes: Sequence[int] = (64, 64),
+                 activation: str = "tanh", normalizer: RunningNormalization | None = None,
+                 initial_log_std: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = ObservationEncoder(observation, normalizer)
+        self.hidden = mlp(hidden_sizes, activation, "policy_hidden")
+        self.head = DistributionHead(action, initial_log_std)
+
+    def call(self, observations):
+        features = self.encoder(observations)
+        for layer in self.hidden:
+            features = layer(features)
+        return self.head(features)
+
+
+class ValueNetwork(keras.Model):
+    """Observations → state values `[batch]`.
+
+    Args:
+        observation: observation space description.
+        hidden_sizes: widths of the hidden layers.
+        activation: hidden activation name (Keras).
+        normalizer: shared observation normaliser or None.
+    """
+
+    def __init__(self, observation: dict, hidden_sizes: Sequence[int] = (64, 64),
+                 activation: str = "tanh", normalizer: RunningNormalization | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = ObservationEncoder(observation, normalizer)
+        self.hidden = mlp(hidden_sizes, activation, "value_hidden")
+        self.output_layer = _dense(1, None, 1.0, "value")
+
+    def call(self, observations):
+        features = self.encoder(observations)
+        for layer in self.hidden:
+            features = layer(features)
+        return tf.squeeze(self.output_layer(features), axis=-1)

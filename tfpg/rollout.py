@@ -1,0 +1,158 @@
+"""Time-major experience batches and their collection from same-step-autoreset vector envs."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+
+from tfpg.envs import to_env_actions
+
+
+@dataclasses.dataclass
+class Rollout:
+    """One batch of experience, time-major `[T, N, ...]`.
+
+    Attributes:
+        observations: `[T, N, *obs_shape]` observations the actions were taken in.
+        actions: `[T, N, A]` flat policy actions (before clipping to the env bounds).
+        log_probs: `[T, N]` log π_old(a|s) under the policy the update starts from.
+        values: `[T, N]` V_old(s).
+        rewards: `[T, N]` rewards (scaled if reward scaling is on).
+        terminated: `[T, N]` terminal transitions.
+        truncated: `[T, N]` time-limit cuts.
+        next_values: `[T, N]` V(s_{t+1}) of each transition's own successor.
+        advantages: `[T, N]` advantage estimates.
+        returns: `[T, N]` value targets.
+        mask: `[T, N]` 1.0 where the transition is used for learning.
+        episode_returns: undiscounted, unscaled returns of episodes finished in the batch.
+        episode_lengths: lengths of those episodes.
+        seconds: wall-clock seconds spent collecting.
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    log_probs: np.ndarray
+    values: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    next_values: np.ndarray
+    advantages: np.ndarray
+    returns: np.ndarray
+    mask: np.ndarray
+    episode_returns: list
+    episode_lengths: list
+    seconds: float = 0.0
+
+    @property
+    def num_steps(self) -> int:
+        """Environment steps in the batch (T × N)."""
+        return int(self.rewards.size)
+
+    def flat(self, name: str) -> np.ndarray:
+        """A field with its time and env axes merged: `[T * N, ...]`."""
+        array = getattr(self, name)
+        return array.reshape((-1, *array.shape[2:]))
+
+
+@dataclasses.dataclass
+class Transitions:
+    """Raw collected steps, before values and advantages are attached."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    final_observations: np.ndarray
+    last_observations: np.ndarray
+    episode_returns: list
+    episode_lengths: list
+    seconds: float
+
+
+class Collector:
+    """Steps a vector env with a batched acting function, tracking episodes across batches.
+
+    The env must use `AutoresetMode.SAME_STEP`: when a copy's episode ends, the
+    step returns the first observation of the next episode and the true final
+    observation in `infos["final_obs"]`.
+
+    Args:
+        env: the vector env.
+        action_description: action space description for `to_env_actions`.
+        seed: seeds the first reset and the action space.
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, action_description: dict, seed: int | None):
+        self.env = env
+        self.action_description = action_description
+        self.num_envs = env.num_envs
+        env.action_space.seed(seed)
+        self.observations, _ = env.reset(seed=seed)
+        self.episode_return = np.zeros(self.num_envs, np.float64)
+        self.episode_length = np.zeros(self.num_envs, np.int64)
+
+    def collect(self, steps_per_env: int, act: Callable[[np.ndarray], np.ndarray]) -> Transitions:
+        """Takes `steps_per_env` steps in every copy.
+
+        Args:
+            steps_per_env: T.
+            act: maps a `[N, *obs_shape]` batch to `[N, A]` flat actions.
+
+        Returns:
+            The `Transitions`; `final_observations[t, i]` holds the true final
+            observation where the episode of copy `i` ended at step `t` (and the
+            successor observation elsewhere, which is never used).
+        """
+        start = time.perf_counter()
+        observations = []
+        actions = []
+        rewards = np.zeros((steps_per_env, self.num_envs), np.float32)
+        terminated = np.zeros((steps_per_env, self.num_envs), bool)
+        truncated = np.zeros((steps_per_env, self.num_envs), bool)
+        finals = []
+        episode_returns, episode_lengths = [], []
+        for t in range(steps_per_env):
+            flat_actions = act(self.observations)
+            next_observations, reward, term, trunc, infos = self.env.step(
+                to_env_actions(flat_actions, self.action_description)
+            )
+            observations.append(self.observations)
+            actions.append(flat_actions)
+            rewards[t], terminated[t], truncated[t] = reward, term, trunc
+            done = np.logical_or(term, trunc)
+            final = next_observations
+            if done.any():
+                final = np.array(next_observations, copy=True)
+                for i in np.flatnonzero(done):
+                    final[i] = infos["final_obs"][i]
+            finals.append(final)
+            self.episode_return += reward
+            self.episode_length += 1
+            for i in np.flatnonzero(done):
+                episode_returns.append(float(self.episode_return[i]))
+                episode_lengths.append(int(self.episode_length[i]))
+            self.episode_return[done] = 0.0
+            self.episode_length[done] = 0
+            self.observations = next_observations
+        return Transitions(
+            observations=np.stack(observations),
+            actions=np.stack(actions),
+            rewards=rewards,
+            terminated=terminated,
+            truncated=truncated,
+            final_observations=np.stack(finals),
+            last_observations=np.array(self.observations, copy=True),
+            episode_returns=episode_returns,
+            episode_lengths=episode_lengths,
+            seconds=time.perf_counter() - start,
+        )
+
+    def close(self) -> None:
+        """Closes the env."""
+        self.env.close()
