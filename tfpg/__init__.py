@@ -6,11 +6,15 @@
     agent.export("policy")
 """
 
-from tfpg import callbacks
-from tfpg.agent import OnPolicyAgent
-from tfpg.algorithms import A2C, ALGORITHMS, REINFORCE
-from tfpg.checkpoint import load
-from tfpg.rollout import Rollout
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+from tfpg import callbacks  # noqa: E402
+from tfpg.agent import OnPolicyAgent  # noqa: E402
+from tfpg.algorithms import A2C, ALGORITHMS, REINFORCE  # noqa: E402
+from tfpg.checkpoint import load  # noqa: E402
+from tfpg.rollout import Rollout  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -260,7 +260,7 @@ class OnPolicyAgent:
                 f"every copy takes at least one step, so pass steps >= {collector.num_envs}."
             )
         transitions = collector.collect(steps // collector.num_envs, self._act_numpy)
-        self._normalize_fn(tf.convert_to_tensor(self._flat(transitions.observations)))
+        self._normalize_fn(self._as_model_input(self._flat(transitions.observations)))
         rollout = self._evaluate_transitions(transitions)
         self.total_steps_variable.assign_add(rollout.num_steps)
         return rollout
@@ -268,17 +268,20 @@ class OnPolicyAgent:
     def _flat(self, array: np.ndarray) -> np.ndarray:
         return array.reshape((-1, *array.shape[2:]))
 
+    def _as_model_input(self, observations: np.ndarray) -> tf.Tensor:
+        return tf.convert_to_tensor(np.asarray(observations, self._observation_dtype.as_numpy_dtype))
+
     def _act_numpy(self, observations: np.ndarray) -> np.ndarray:
-        return self._sample_fn(tf.convert_to_tensor(observations, self._observation_dtype)).numpy()
+        return self._sample_fn(self._as_model_input(observations)).numpy()
 
     def _values_numpy(self, observations: np.ndarray) -> np.ndarray:
         if len(observations) == 0:
             return np.zeros((0,), np.float32)
-        return self._value_fn(tf.convert_to_tensor(observations, self._observation_dtype)).numpy()
+        return self._value_fn(self._as_model_input(observations)).numpy()
 
     def _evaluate_transitions(self, transitions: Transitions) -> Rollout:
         shape = transitions.rewards.shape
-        observations = tf.convert_to_tensor(self._flat(transitions.observations), self._observation_dtype)
+        observations = self._as_model_input(self._flat(transitions.observations))
         actions = tf.convert_to_tensor(self._flat(transitions.actions), self._action_dtype)
         log_probs, values = self._evaluate_fn(observations, actions)
         log_probs, values = log_probs.numpy().reshape(shape), values.numpy().reshape(shape)
@@ -350,7 +353,7 @@ class OnPolicyAgent:
         if self.config.normalize_advantages:
             batch["advantages"] = self._standardize(batch["advantages"], batch["mask"])
         tensors = {
-            "observations": tf.convert_to_tensor(batch["observations"], self._observation_dtype),
+            "observations": self._as_model_input(batch["observations"]),
             "actions": tf.convert_to_tensor(batch["actions"], self._action_dtype),
             **{k: tf.convert_to_tensor(batch[k], tf.float32) for k in _BATCH_FIELDS[2:]},
         }
@@ -468,7 +471,7 @@ class OnPolicyAgent:
             NumPy actions (one, or a batch), clipped to Box bounds.
         """
         batch, single = self._check_observations(observations)
-        tensor = tf.convert_to_tensor(batch, self._observation_dtype)
+        tensor = self._as_model_input(batch)
         flat = (self._mode_fn if deterministic else self._sample_fn)(tensor).numpy()
         actions = to_env_actions(flat, self.action_description)
         return actions[0] if single else actions

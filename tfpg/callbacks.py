@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import time
 from typing import Iterable
 
 import keras
@@ -155,26 +156,38 @@ class CSVLogger(Callback):
 
 
 class Checkpoint(Callback):
-    """Saves the agent every `every` iterations and at the end of training.
+    """Saves the agent periodically (by iterations and/or wall-clock time) and at the end.
 
     Args:
         directory: the checkpoint directory (a `tf.train.CheckpointManager` keeps
             the newest `max_to_keep`).
-        every: iterations between checkpoints.
+        every: iterations between checkpoints, or None.
+        seconds: minimum seconds between checkpoints, or None.
         max_to_keep: checkpoints kept on disk.
     """
 
-    def __init__(self, directory: str, every: int = 10, max_to_keep: int = 3):
+    def __init__(self, directory: str, every: int | None = 10, seconds: float | None = None,
+                 max_to_keep: int = 3):
         super().__init__()
-        if every < 1:
-            raise ValueError(f"Checkpoint every={every!r} must be a positive number of iterations.")
+        if every is not None and every < 1:
+            raise ValueError(f"Checkpoint every={every!r} must be a positive number of iterations or None.")
+        if seconds is not None and seconds <= 0:
+            raise ValueError(f"Checkpoint seconds={seconds!r} must be positive or None.")
         self.directory = directory
         self.every = every
+        self.seconds = seconds
         self.max_to_keep = max_to_keep
+        self._last_save = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._last_save = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every == 0:
+        due_iterations = self.every is not None and (epoch + 1) % self.every == 0
+        due_time = self.seconds is not None and time.monotonic() - self._last_save >= self.seconds
+        if due_iterations or due_time:
             self.agent.save(self.directory, max_to_keep=self.max_to_keep)
+            self._last_save = time.monotonic()
 
     def on_train_end(self, logs=None):
         self.agent.save(self.directory, max_to_keep=self.max_to_keep)

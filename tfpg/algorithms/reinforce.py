@@ -15,8 +15,8 @@ from tfpg.returns import reward_to_go
 class REINFORCEConfig(A2CConfig):
     """REINFORCE hyperparameters (defaults: long batches of whole episodes)."""
 
-    rollout_steps: int = hparam(2000, "Environment steps per env copy in each batch.", low=1)
-    learning_rate: float = hparam(1e-3, "Adam learning rate.", low=0.0, low_open=True)
+    rollout_steps: int = hparam(1000, "Environment steps per env copy in each batch.", low=1)
+    learning_rate: float = hparam(3e-3, "Adam learning rate.", low=0.0, low_open=True)
     normalize_advantages: bool = hparam(True, "Standardise advantages within each batch.")
     baseline: bool = hparam(True, "Subtract a learned state-value baseline from the returns.")
 

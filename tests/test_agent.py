@@ -1,0 +1,127 @@
+"""The agent loop: collection, bootstrapping, fit/History, prediction, retracing."""
+
+import gymnasium as gym
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfpg
+
+
+def test_collect_is_time_major_and_bootstraps_truncations_from_the_true_final_observation(counter_env):
+    agent = tfpg.A2C(seed=0, normalize_observations=False, gamma=0.9, gae_lambda=0.5)
+    rollout = agent.collect(counter_env(max_episode_steps=3), 7)
+    assert rollout.observations.shape == (7, 1, 1)
+    assert rollout.actions.shape == (7, 1, 1)
+    # observations count 0,1,2 then reset: episodes end at steps 2 and 5 (truncated)
+    np.testing.assert_array_equal(rollout.observations[:, 0, 0], [0, 1, 2, 0, 1, 2, 0])
+    np.testing.assert_array_equal(rollout.truncated[:, 0], [0, 0, 1, 0, 0, 1, 0])
+    assert not rollout.terminated.any()
+    value = lambda x: float(agent.value_model(tf.constant([[x]], tf.float32))[0])  # noqa: E731
+    # the successor of a truncated step is the final observation [3], not the reset [0]
+    assert rollout.next_values[2, 0] == pytest.approx(value(3.0), rel=1e-5)
+    assert rollout.next_values[5, 0] == pytest.approx(value(3.0), rel=1e-5)
+    assert rollout.next_values[1, 0] == pytest.approx(value(2.0), rel=1e-5)
+    # the batch end bootstraps from the next observation [1]
+    assert rollout.next_values[6, 0] == pytest.approx(value(1.0), rel=1e-5)
+    delta = 1.0 + 0.9 * rollout.next_values[2, 0] - rollout.values[2, 0]
+    assert rollout.advantages[2, 0] == pytest.approx(delta, rel=1e-5)
+    assert agent.total_steps == 7
+
+
+def test_termination_is_not_bootstrapped(counter_env):
+    agent = tfpg.A2C(seed=0, normalize_observations=False, gae_lambda=0.0, gamma=0.9)
+    rollout = agent.collect(counter_env(max_episode_steps=10, terminate_at=2), 4)
+    np.testing.assert_array_equal(rollout.terminated[:, 0], [0, 1, 0, 1])
+    # one-step TD error at a termination is r - V(s)
+    assert rollout.advantages[1, 0] == pytest.approx(1.0 - rollout.values[1, 0], rel=1e-5)
+
+
+def test_log_probs_in_the_rollout_are_those_of_the_policy_being_updated():
+    agent = tfpg.A2C(seed=3)
+    rollout = agent.collect("Pendulum-v1", 64)
+    distribution = agent.policy(tf.constant(rollout.flat("observations")))
+    np.testing.assert_allclose(distribution.log_prob(rollout.flat("actions")).numpy(),
+                               rollout.flat("log_probs"), rtol=1e-5, atol=1e-5)
+    # Gaussian samples are stored unclipped; only the env sees them clipped to [-2, 2]
+    assert rollout.actions.shape == (64, 1, 1)
+
+
+def test_fit_returns_history_per_iteration_and_does_not_retrace():
+    agent = tfpg.A2C(seed=0, rollout_steps=16)
+    history = agent.fit("CartPole-v1", steps=16 * 2 * 5, num_envs=2, verbose=0)
+    assert isinstance(history, keras.callbacks.History)
+    for key in ("episode_return", "episode_length", "policy_loss", "value_loss", "entropy", "approx_kl",
+                "explained_variance", "steps_per_second", "total_steps"):
+        assert len(history.history[key]) == 5, key
+    assert history.history["total_steps"] == [32, 64, 96, 128, 160]
+    traces = agent._train_step.experimental_get_tracing_count()
+    acts = agent._sample_fn.experimental_get_tracing_count()
+    agent.fit("CartPole-v1", steps=32 * 3, verbose=0)
+    agent.collect("CartPole-v1", 10)  # a different batch size must not retrace either
+    assert agent._train_step.experimental_get_tracing_count() == traces == 1
+    assert agent._sample_fn.experimental_get_tracing_count() == acts == 1
+
+
+def test_a2c_update_descends_its_loss():
+    agent = tfpg.A2C(seed=1, rollout_steps=64, learning_rate=1e-3)
+    rollout = agent.collect("CartPole-v1", 64)
+    batch = {k: tf.constant(rollout.flat(k)) for k in ("observations", "actions", "log_probs", "values",
+                                                       "advantages", "returns", "mask")}
+    before, _ = agent._losses(batch)
+    agent.train_on_batch(rollout)
+    after, _ = agent._losses(batch)
+    assert float(after) < float(before)
+
+
+def test_callbacks_see_keras_hooks_and_can_stop_training():
+    seen = []
+
+    class Recorder(tfpg.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append("begin")
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(epoch)
+            if epoch == 2:
+                self.agent.stop_training = True
+
+        def on_train_end(self, logs=None):
+            seen.append("end")
+
+    agent = tfpg.A2C(seed=0, rollout_steps=8)
+    history = agent.fit("CartPole-v1", steps=8 * 100, callbacks=[Recorder()], verbose=0)
+    assert seen == ["begin", 0, 1, 2, "end"]
+    assert len(history.history["total_steps"]) == 3
+
+
+def test_predict_and_evaluate():
+    agent = tfpg.A2C(seed=0)
+    agent.build(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-2, 2, (1,)))
+    single = agent.predict(np.zeros(3))
+    assert single.shape == (1,)
+    batch = agent.predict(np.zeros((4, 3)), deterministic=False)
+    assert batch.shape == (4, 1) and np.all(np.abs(batch) <= 2)
+    with pytest.raises(ValueError, match=r"shape \(2,\); expected \(3,\)"):
+        agent.predict(np.zeros(2))
+    with pytest.raises(ValueError, match="NaN"):
+        agent.predict(np.full(3, np.nan))
+    result = agent.evaluate("Pendulum-v1", episodes=2)
+    assert result["episodes"] == 2 and result["mean_length"] == 200
+    assert result["mean_return"] == pytest.approx(np.mean(result["returns"]))
+
+
+@pytest.mark.parametrize("bad", [dict(gamma=1.5), dict(learning_rate=-1.0), dict(hidden_sizes=(64, 0)),
+                                 dict(activation="sigmoidish"), dict(no_such_thing=1)])
+def test_bad_hyperparameters_are_named(bad):
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name):
+        tfpg.A2C(**bad)
+
+
+def test_bad_step_counts_are_refused():
+    agent = tfpg.A2C()
+    for steps in (0, -5, 2.5):
+        with pytest.raises(ValueError, match="steps must be a positive integer"):
+            agent.fit("CartPole-v1", steps=steps, verbose=0)

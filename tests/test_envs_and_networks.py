@@ -1,0 +1,97 @@
+"""Space support, env-facing action mapping and the distribution heads."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import tensorflow as tf
+from gymnasium import spaces
+
+import tfpg
+from tfpg.envs import describe_action_space, describe_observation_space, make_vector_env, to_env_actions
+from tfpg.networks import PolicyNetwork, ValueNetwork
+
+
+@pytest.mark.parametrize("space", [
+    spaces.Dict({"a": spaces.Discrete(2)}),
+    spaces.Tuple((spaces.Discrete(2),)),
+    spaces.Text(5),
+    spaces.Graph(spaces.Box(0, 1, (2,)), None),
+    spaces.Box(0, 1, (0,)),
+])
+def test_unsupported_observation_spaces_are_named_with_the_supported_list(space):
+    with pytest.raises(ValueError, match=r"Unsupported observation space .*Box, Discrete"):
+        describe_observation_space(space)
+
+
+@pytest.mark.parametrize("space", [spaces.Dict({"a": spaces.Discrete(2)}), spaces.Box(0, 5, (2,), np.int64),
+                                   spaces.Tuple((spaces.Discrete(2),))])
+def test_unsupported_action_spaces_raise_before_anything_is_built(space, counter_env):
+    env = counter_env(action_space=space)
+    agent = tfpg.A2C()
+    with pytest.raises(ValueError, match="Unsupported action space .*MultiDiscrete, MultiBinary"):
+        agent.collect(env, 4)
+    assert not agent.built
+
+
+def test_to_env_actions_clips_offsets_and_reshapes():
+    box = describe_action_space(spaces.Box(-1.0, 2.0, (2, 2), np.float32))
+    flat = np.array([[-5.0, 0.5, 3.0, 1.0]])
+    np.testing.assert_array_equal(to_env_actions(flat, box), [[[-1.0, 0.5], [2.0, 1.0]]])
+    discrete = describe_action_space(spaces.Discrete(3, start=-1))
+    np.testing.assert_array_equal(to_env_actions(np.array([[0], [2]]), discrete), [-1, 1])
+    multi = describe_action_space(spaces.MultiDiscrete([2, 3], start=[1, 10]))
+    np.testing.assert_array_equal(to_env_actions(np.array([[1, 2]]), multi), [[2, 12]])
+
+
+def test_vector_env_with_next_step_autoreset_is_refused_with_the_fix():
+    env = gym.make_vec("CartPole-v1", num_envs=2)
+    with pytest.raises(ValueError, match="SAME_STEP"):
+        make_vector_env(env)
+    env.close()
+    with pytest.raises(ValueError, match="Unknown environment id 'NoSuchEnv-v0'"):
+        make_vector_env("NoSuchEnv-v0")
+
+
+@pytest.mark.parametrize("space, event", [
+    (spaces.Box(-1, 1, (3,), np.float32), 3),
+    (spaces.Discrete(4), 1),
+    (spaces.MultiDiscrete([2, 5, 3]), 3),
+    (spaces.MultiBinary(4), 4),
+])
+def test_policy_distributions_have_flat_events_and_consistent_log_probs(space, event):
+    observation = describe_observation_space(spaces.Box(-1, 1, (2,), np.float32))
+    action = describe_action_space(space)
+    policy = PolicyNetwork(observation, action)
+    distribution = policy(tf.random.normal((5, 2)))
+    assert distribution.event_shape == [event]
+    samples = distribution.sample(seed=(1, 2))
+    assert samples.shape == (5, event)
+    assert np.all(np.isfinite(distribution.log_prob(samples).numpy()))
+    assert np.all(np.isfinite(distribution.entropy().numpy()))
+    if isinstance(space, spaces.MultiDiscrete):
+        # padded categories are never sampled and have no probability mass
+        assert np.all(samples.numpy() < np.array([2, 5, 3]))
+        np.testing.assert_allclose(distribution.distribution.probs_parameter().numpy()[:, 0, 2:], 0.0)
+    env_actions = to_env_actions(samples.numpy(), action)
+    assert all(space.contains(a) for a in env_actions)
+
+
+def test_gaussian_log_prob_is_the_diagonal_normal_density():
+    observation = describe_observation_space(spaces.Box(-1, 1, (2,), np.float32))
+    action = describe_action_space(spaces.Box(-1, 1, (2,), np.float32))
+    policy = PolicyNetwork(observation, action, initial_log_std=-0.5)
+    x = tf.random.normal((3, 2))
+    distribution = policy(x)
+    mean = distribution.mean().numpy()
+    a = mean + 0.3
+    std = np.exp(-0.5)
+    expected = np.sum(-0.5 * ((a - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi), axis=1)
+    np.testing.assert_allclose(distribution.log_prob(a).numpy(), expected, rtol=1e-5)
+
+
+def test_discrete_observations_are_one_hot_encoded():
+    observation = describe_observation_space(spaces.Discrete(5, start=2))
+    model = ValueNetwork(observation, hidden_sizes=(4,))
+    encoded = model.encoder(tf.constant([2, 6]))
+    np.testing.assert_array_equal(encoded.numpy(), np.eye(5)[[0, 4]])
+    assert model(tf.constant([2, 3, 4])).shape == (3,)

@@ -1,0 +1,77 @@
+"""Run an exported SavedModel policy in an environment.
+
+    python -m tfpg.evaluate --policy=runs/cartpole/policy --env=CartPole-v1 --episodes=10
+
+Needs only TensorFlow and Gymnasium at run time: the policy is loaded with
+`tf.saved_model.load` and queried through its `serving_default` signature.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("policy", None, "Directory of a SavedModel written by agent.export or tfpg.train.")
+flags.DEFINE_string("env", None, "Gymnasium environment id.")
+flags.DEFINE_integer("episodes", 10, "Episodes to run.", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Seed of the first episode's reset (episode i uses seed + i).", lower_bound=0)
+flags.DEFINE_boolean("sample", False, "Sample actions instead of taking the deterministic ones.")
+flags.mark_flags_as_required(["policy", "env"])
+
+
+def run_episodes(policy, env, episodes: int, seed: int, sample: bool = False) -> list[float]:
+    """Returns the undiscounted return of each episode of `policy` (a loaded SavedModel) in `env`."""
+    import numpy as np
+    import tensorflow as tf
+
+    function = policy.signatures["sample" if sample else "serving_default"]
+    spec = function.structured_input_signature[1]["observations"]
+    returns = []
+    for episode in range(episodes):
+        observation, _ = env.reset(seed=seed + episode)
+        total, done = 0.0, False
+        while not done:
+            batch = tf.constant(np.asarray(observation)[None], dtype=spec.dtype)
+            action = function(observations=batch)["actions"].numpy()[0]
+            observation, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return returns
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    import gymnasium as gym
+    import numpy as np
+    import tensorflow as tf
+
+    if not os.path.exists(os.path.join(FLAGS.policy, "saved_model.pb")):
+        raise app.UsageError(f"--policy={FLAGS.policy!r} is not a SavedModel directory (no saved_model.pb).")
+    try:
+        gym.spec(FLAGS.env)
+    except gym.error.Error as error:
+        raise app.UsageError(f"Unknown --env={FLAGS.env!r}: {error}") from None
+    policy = tf.saved_model.load(FLAGS.policy)
+    env = gym.make(FLAGS.env)
+    try:
+        returns = run_episodes(policy, env, FLAGS.episodes, FLAGS.seed, FLAGS.sample)
+    finally:
+        env.close()
+    print(f"{FLAGS.env}: mean return {np.mean(returns):.1f} ± {np.std(returns):.1f} "
+          f"over {len(returns)} episodes (min {np.min(returns):.1f}, max {np.max(returns):.1f})")
+
+
+def run():
+    """Console entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

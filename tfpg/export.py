@@ -1,0 +1,148 @@
+"""Standalone SavedModel policies: servable with TensorFlow alone.
+
+Signatures (batched; `observations` as the env emits them, any float/int dtype
+is cast inside):
+
+- `serving_default(observations) -> {"actions"}`: deterministic env-ready
+  actions (distribution mode, normalisation inside, clipped to Box bounds).
+- `sample(observations) -> {"actions"}`: sampled env-ready actions.
+- `log_prob(observations, actions) -> {"log_prob"}`: log π(a|s) of env-format
+  actions (unclipped for Box).
+- `value(observations) -> {"value"}`: V(s).
+
+`assets.extra/tfpg.json` records the algorithm, hyperparameters and spaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import tensorflow as tf
+
+_SERVING_OBSERVATION_DTYPE = {"Box": tf.float32, "Discrete": tf.int64}
+
+
+def _env_actions(flat: tf.Tensor, action: dict) -> tf.Tensor:
+    kind = action["type"]
+    if kind == "Box":
+        low = tf.constant(np.asarray(action["low"], np.float32))
+        high = tf.constant(np.asarray(action["high"], np.float32))
+        clipped = tf.clip_by_value(flat, low, high)
+        return tf.reshape(clipped, [-1, *action["shape"]])
+    if kind == "Discrete":
+        return tf.cast(flat[:, 0], tf.int64) + action["start"]
+    if kind == "MultiDiscrete":
+        start = tf.constant(np.asarray(action["start"], np.int64))
+        return tf.reshape(tf.cast(flat, tf.int64) + start, [-1, *action["shape"]])
+    return tf.reshape(tf.cast(flat, tf.int8), [-1, *action["shape"]])
+
+
+def _flat_actions(actions: tf.Tensor, action: dict) -> tf.Tensor:
+    kind = action["type"]
+    if kind == "Box":
+        return tf.reshape(tf.cast(actions, tf.float32), [tf.shape(actions)[0], -1])
+    if kind == "Discrete":
+        return tf.reshape(tf.cast(actions - action["start"], tf.int32), [-1, 1])
+    if kind == "MultiDiscrete":
+        start = tf.constant(np.asarray(action["start"], np.int64))
+        flat = tf.reshape(tf.cast(actions, tf.int64), [tf.shape(actions)[0], -1]) - start
+        return tf.cast(flat, tf.int32)
+    return tf.cast(tf.reshape(actions, [tf.shape(actions)[0], -1]), tf.int32)
+
+
+class PolicyModule(tf.Module):
+    """A `tf.Module` holding the policy and value variables and the serving functions.
+
+    Args:
+        agent: a built agent.
+    """
+
+    def __init__(self, agent):
+        super().__init__(name="tfpg_policy")
+        observation, action = agent.observation_description, agent.action_description
+        self.policy_variables = list(agent.policy.variables)
+        self.value_variables = list(agent.value_model.variables)
+        policy, value_model = agent.policy, agent.value_model
+        model_dtype = agent._observation_dtype
+        observations_spec = tf.TensorSpec(
+            (None, *agent.observation_shape), _SERVING_OBSERVATION_DTYPE[observation["type"]],
+            name="observations",
+        )
+        env_action_shape = [] if action["type"] == "Discrete" else action["shape"]
+        env_action_dtype = tf.float32 if action["type"] == "Box" else tf.int64
+        actions_spec = tf.TensorSpec((None, *env_action_shape), env_action_dtype, name="actions")
+
+        @tf.function(input_signature=[observations_spec])
+        def serving_default(observations):
+            distribution = policy(tf.cast(observations, model_dtype))
+            return {"actions": _env_actions(distribution.mode(), action)}
+
+        @tf.function(input_signature=[observations_spec])
+        def sample(observations):
+            distribution = policy(tf.cast(observations, model_dtype))
+            return {"actions": _env_actions(distribution.sample(), action)}
+
+        @tf.function(input_signature=[observations_spec, actions_spec])
+        def log_prob(observations, actions):
+            distribution = policy(tf.cast(observations, model_dtype))
+            return {"log_prob": distribution.log_prob(_flat_actions(actions, action))}
+
+        @tf.function(input_signature=[observations_spec])
+        def value(observations):
+            return {"value": value_model(tf.cast(observations, model_dtype))}
+
+        self.serving_default = serving_default
+        self.sample = sample
+        self.log_prob = log_prob
+        self.value = value
+
+
+def export_policy(agent, path: str) -> str:
+    """Writes `agent`'s policy as a SavedModel at `path`, replacing an older export atomically.
+
+    The SavedModel is first written next to `path` and moved into place only
+    once complete, so an error or interrupt never leaves a half-written policy
+    (an existing export at `path` stays until the new one is ready).
+
+    Args:
+        agent: a built agent.
+        path: the SavedModel directory.
+
+    Returns:
+        `path`.
+    """
+    if not agent.built:
+        raise ValueError("Nothing to export: the agent is not built yet (fit, collect or build it first).")
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
+        raise ValueError(
+            f"Export path {path!r} exists and is not a SavedModel; refusing to replace it. "
+            f"Choose a new path or remove it."
+        )
+    staging = f"{path}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    module = PolicyModule(agent)
+    signatures = {
+        "serving_default": module.serving_default.get_concrete_function(),
+        "sample": module.sample.get_concrete_function(),
+        "log_prob": module.log_prob.get_concrete_function(),
+        "value": module.value.get_concrete_function(),
+    }
+    try:
+        tf.saved_model.save(module, staging, signatures=signatures)
+        os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
+        with open(os.path.join(staging, "assets.extra", "tfpg.json"), "w") as file:
+            json.dump({**json.loads(agent._metadata_json()), "total_steps": agent.total_steps}, file)
+        if os.path.exists(path):
+            retired = f"{path}.old-{os.getpid()}"
+            os.replace(path, retired)
+            os.replace(staging, path)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path

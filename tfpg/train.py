@@ -1,0 +1,135 @@
+"""Train an agent from the command line.
+
+    python -m tfpg.train --algo=a2c --env=CartPole-v1 --steps=200000 --seed=0 --logdir=runs/cartpole
+    python -m tfpg.train --logdir=runs/cartpole --resume        # continue to --steps
+
+The log directory receives `checkpoints/`, `tensorboard/`, `progress.csv`,
+`learning_curve.png` and the exported `policy/` SavedModel. Every hyperparameter
+of every algorithm is a flag (see --helpfull); flags the chosen algorithm does
+not have are refused. SIGINT and SIGTERM write a checkpoint before exiting.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from absl import app, flags
+from absl import logging as absl_logging
+
+import tfpg
+from tfpg import callbacks as tfpg_callbacks
+from tfpg.checkpoint import load, resolve
+from tfpg.envs import check_env_id
+from tfpg.flags import define_hyperparameter_flags, hyperparameters_from_flags
+from tfpg.plotting import plot_learning_curve
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_enum("algo", "a2c", sorted(tfpg.ALGORITHMS), "Algorithm to train.")
+flags.DEFINE_string("env", "CartPole-v1", "Gymnasium environment id.")
+flags.DEFINE_integer("steps", 200_000, "Total environment steps of the run (a resumed run continues to it).",
+                     lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Seed of TensorFlow, the envs and action sampling.", lower_bound=0)
+flags.DEFINE_integer("num_envs", 8, "Parallel env copies.", lower_bound=1)
+flags.DEFINE_boolean("async_envs", False, "Step the env copies in subprocesses.")
+flags.DEFINE_string("logdir", None, "Run directory (checkpoints, logs, plot, exported policy).")
+flags.DEFINE_boolean("resume", False, "Continue the run in --logdir from its newest checkpoint.")
+flags.DEFINE_float("checkpoint_seconds", 30.0, "Seconds between checkpoints (at iteration ends).",
+                   lower_bound=0.1)
+flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept on disk.", lower_bound=1)
+flags.DEFINE_integer("eval_episodes", 10, "Deterministic evaluation episodes at the end.", lower_bound=1)
+flags.DEFINE_integer("verbose", 1, "0: silent, 1: progress bar.", lower_bound=0, upper_bound=1)
+flags.mark_flag_as_required("logdir")
+
+HYPERPARAMETER_FLAGS = define_hyperparameter_flags([cls.config_class for cls in tfpg.ALGORITHMS.values()])
+
+
+def _prepare_agent(checkpoints: str):
+    """Validates every input and returns the agent, before anything is written."""
+    try:
+        check_env_id(FLAGS.env)
+        config_class = tfpg.ALGORITHMS[FLAGS.algo].config_class
+        hyperparameters = hyperparameters_from_flags(HYPERPARAMETER_FLAGS, config_class)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    if FLAGS.resume:
+        if hyperparameters:
+            raise app.UsageError(
+                f"--resume continues with the hyperparameters saved in the checkpoint; drop "
+                f"{', '.join('--' + k for k in hyperparameters)}."
+            )
+        try:
+            resolve(checkpoints)
+            agent = load(checkpoints)
+        except (FileNotFoundError, ValueError) as error:
+            raise app.UsageError(f"Cannot resume from {FLAGS.logdir!r}: {error}") from None
+        if agent.name != FLAGS.algo and FLAGS["algo"].present:
+            raise app.UsageError(f"--algo={FLAGS.algo} but the run in {FLAGS.logdir!r} is {agent.name}.")
+        return agent
+    if os.path.isdir(checkpoints) and os.listdir(checkpoints):
+        raise app.UsageError(
+            f"{FLAGS.logdir!r} already holds a run. Pass --resume to continue it, or choose a new --logdir."
+        )
+    try:
+        return tfpg.ALGORITHMS[FLAGS.algo](seed=FLAGS.seed, **hyperparameters)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:
+        absl_logging.set_verbosity(absl_logging.WARNING)
+    logdir = os.path.abspath(FLAGS.logdir)
+    checkpoints = os.path.join(logdir, "checkpoints")
+    agent = _prepare_agent(checkpoints)
+    os.makedirs(logdir, exist_ok=True)
+    csv_path = os.path.join(logdir, "progress.csv")
+    plot_path = os.path.join(logdir, "learning_curve.png")
+    callbacks = [
+        tfpg_callbacks.Checkpoint(checkpoints, every=None, seconds=FLAGS.checkpoint_seconds,
+                                  max_to_keep=FLAGS.keep_checkpoints),
+        tfpg_callbacks.CSVLogger(csv_path),
+        tfpg_callbacks.TensorBoard(os.path.join(logdir, "tensorboard")),
+    ]
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    remaining = FLAGS.steps - agent.total_steps
+    try:
+        if remaining > 0:
+            agent.fit(FLAGS.env, remaining, num_envs=FLAGS.num_envs, asynchronous=FLAGS.async_envs,
+                      callbacks=callbacks, verbose=FLAGS.verbose)
+    except KeyboardInterrupt:
+        saved = agent.save(checkpoints, max_to_keep=FLAGS.keep_checkpoints)
+        print(f"\nInterrupted at {agent.total_steps} steps; checkpoint written to {saved}. "
+              f"Continue with --resume --logdir={FLAGS.logdir}.", file=sys.stderr)
+        agent.close()
+        sys.exit(130)
+    agent.close()
+    result = agent.evaluate(FLAGS.env, episodes=FLAGS.eval_episodes)
+    policy_path = agent.export(os.path.join(logdir, "policy"))
+    if os.path.exists(csv_path):
+        plot_learning_curve(csv_path, plot_path, f"{agent.name.upper()} on {FLAGS.env}")
+    print(f"Trained {agent.name} on {FLAGS.env} for {agent.total_steps} steps.")
+    print(f"Evaluation over {FLAGS.eval_episodes} episodes: "
+          f"{result['mean_return']:.1f} ± {result['std_return']:.1f}")
+    print(f"Policy (SavedModel): {policy_path}")
+    print(f"Checkpoints:         {checkpoints}")
+    print(f"Logs:                {csv_path} and {os.path.join(logdir, 'tensorboard')}")
+    print(f"Learning curve:      {plot_path}")
+    print(f"Run it:  python -m tfpg.evaluate --policy={policy_path} --env={FLAGS.env}")
+
+
+def run():
+    """Console entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
