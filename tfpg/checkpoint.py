@@ -49,17 +49,18 @@ def read_metadata(prefix: str) -> dict:
     """
     try:
         reader = tf.train.load_checkpoint(prefix)
-        if not reader.has_tensor(_METADATA_KEY):
-            raise ValueError(
-                f"Checkpoint {prefix!r} is not a tfpg agent checkpoint (it has no tfpg metadata). "
-                f"Load checkpoints written by agent.save(...) or tfpg.train."
-            )
-        raw = reader.get_tensor(_METADATA_KEY)
-    except (tf.errors.OpError, RuntimeError) as error:
+        has_metadata = reader.has_tensor(_METADATA_KEY)
+        raw = reader.get_tensor(_METADATA_KEY) if has_metadata else None
+    except Exception as error:  # the reader raises several types on damaged files
         raise ValueError(
             f"Checkpoint {prefix!r} is unreadable (corrupted or truncated): {error.__class__.__name__}. "
             f"Restore an earlier checkpoint of the same directory by passing its prefix."
         ) from None
+    if not has_metadata:
+        raise ValueError(
+            f"Checkpoint {prefix!r} is not a tfpg agent checkpoint (it has no tfpg metadata). "
+            f"Load checkpoints written by agent.save(...) or tfpg.train."
+        )
     metadata = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     if metadata.get("format") != "tfpg-checkpoint-1":
         raise ValueError(f"Checkpoint {prefix!r} has unknown format {metadata.get('format')!r}.")
@@ -107,8 +108,11 @@ def restore(agent, path: str) -> str:
     check_compatible(read_metadata(prefix), agent, prefix)
     try:
         agent._checkpoint.restore(prefix).assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError) as error:
-        raise ValueError(f"Checkpoint {prefix!r} could not be restored: {error}") from None
+    except Exception as error:  # damaged data files surface as several error types
+        raise ValueError(
+            f"Checkpoint {prefix!r} could not be restored ({error.__class__.__name__}: {error}). "
+            f"It may be corrupted; restore an earlier checkpoint of the same directory by its prefix."
+        ) from None
     return prefix
 
 

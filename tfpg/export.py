@@ -53,8 +53,24 @@ def _flat_actions(actions: tf.Tensor, action: dict) -> tf.Tensor:
     return tf.cast(tf.reshape(actions, [tf.shape(actions)[0], -1]), tf.int32)
 
 
+def _frozen(function, *specs):
+    """A concrete function of `function` with every variable folded into a constant."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    return convert_variables_to_constants_v2(tf.function(function).get_concrete_function(*specs))
+
+
+def _single(outputs):
+    """The one tensor a frozen function returns (frozen functions return flat lists)."""
+    return tf.nest.flatten(outputs)[0]
+
+
 class PolicyModule(tf.Module):
-    """A `tf.Module` holding the policy and value variables and the serving functions.
+    """The serving functions of an agent, with its weights and statistics frozen in as constants.
+
+    Freezing makes the SavedModel self-contained and immutable: it holds no
+    variables, so it loads in TensorFlow 2 (`tf.saved_model.load`) and in
+    TensorFlow 1-style graph runners (`saved_model_cli`, TF Serving) alike.
 
     Args:
         agent: a built agent.
@@ -63,8 +79,6 @@ class PolicyModule(tf.Module):
     def __init__(self, agent):
         super().__init__(name="tfpg_policy")
         observation, action = agent.observation_description, agent.action_description
-        self.policy_variables = list(agent.policy.variables)
-        self.value_variables = list(agent.value_model.variables)
         policy, value_model = agent.policy, agent.value_model
         model_dtype = agent._observation_dtype
         observations_spec = tf.TensorSpec(
@@ -75,29 +89,44 @@ class PolicyModule(tf.Module):
         env_action_dtype = tf.float32 if action["type"] == "Box" else tf.int64
         actions_spec = tf.TensorSpec((None, *env_action_shape), env_action_dtype, name="actions")
 
-        @tf.function(input_signature=[observations_spec])
-        def serving_default(observations):
-            distribution = policy(tf.cast(observations, model_dtype))
-            return {"actions": _env_actions(distribution.mode(), action)}
+        def mode(observations):
+            return _env_actions(policy(tf.cast(observations, model_dtype)).mode(), action)
 
-        @tf.function(input_signature=[observations_spec])
         def sample(observations):
-            distribution = policy(tf.cast(observations, model_dtype))
-            return {"actions": _env_actions(distribution.sample(), action)}
+            return _env_actions(policy(tf.cast(observations, model_dtype)).sample(), action)
 
-        @tf.function(input_signature=[observations_spec, actions_spec])
         def log_prob(observations, actions):
             distribution = policy(tf.cast(observations, model_dtype))
-            return {"log_prob": distribution.log_prob(_flat_actions(actions, action))}
+            return distribution.log_prob(_flat_actions(actions, action))
+
+        def value(observations):
+            return value_model(tf.cast(observations, model_dtype))
+
+        frozen_mode = _frozen(mode, observations_spec)
+        frozen_sample = _frozen(sample, observations_spec)
+        frozen_log_prob = _frozen(log_prob, observations_spec, actions_spec)
+        frozen_value = _frozen(value, observations_spec)
 
         @tf.function(input_signature=[observations_spec])
-        def value(observations):
-            return {"value": value_model(tf.cast(observations, model_dtype))}
+        def serving_default_fn(observations):
+            return {"actions": _single(frozen_mode(observations))}
 
-        self.serving_default = serving_default
-        self.sample = sample
-        self.log_prob = log_prob
-        self.value = value
+        @tf.function(input_signature=[observations_spec])
+        def sample_fn(observations):
+            return {"actions": _single(frozen_sample(observations))}
+
+        @tf.function(input_signature=[observations_spec, actions_spec])
+        def log_prob_fn(observations, actions):
+            return {"log_prob": _single(frozen_log_prob(observations, actions))}
+
+        @tf.function(input_signature=[observations_spec])
+        def value_fn(observations):
+            return {"value": _single(frozen_value(observations))}
+
+        self.serving_default = serving_default_fn
+        self.sample = sample_fn
+        self.log_prob = log_prob_fn
+        self.value = value_fn
 
 
 def export_policy(agent, path: str) -> str:

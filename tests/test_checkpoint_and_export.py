@@ -1,0 +1,135 @@
+"""Checkpoints restore everything; exported policies serve without tfpg or TFP."""
+
+import json
+import os
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfpg
+
+
+def _variables(agent):
+    state = [v.numpy() for v in agent.policy.variables + agent.value_model.variables]
+    state += [v.numpy() for v in agent.optimizer.variables]
+    return state
+
+
+def test_save_and_load_restore_networks_optimizer_statistics_counters_and_rng(tmp_path):
+    agent = tfpg.A2C(seed=4, rollout_steps=32, learning_rate=1e-3, scale_rewards=True)
+    agent.fit("Pendulum-v1", steps=32 * 3, verbose=0)
+    agent.save(str(tmp_path))
+    restored = tfpg.load(str(tmp_path))
+    assert isinstance(restored, tfpg.A2C)
+    assert restored.config == agent.config
+    assert (restored.total_steps, restored.iterations) == (agent.total_steps, agent.iterations) == (96, 3)
+    for saved, loaded in zip(_variables(agent), _variables(restored)):
+        np.testing.assert_array_equal(saved, loaded)
+    assert int(restored.optimizer.iterations.numpy()) == 3
+    assert agent.observation_normalizer.count.numpy() == restored.observation_normalizer.count.numpy() == 96
+    np.testing.assert_array_equal(agent.reward_normalizer.variance.numpy(),
+                                  restored.reward_normalizer.variance.numpy())
+    observations = np.random.default_rng(0).normal(size=(6, 3))
+    # the sampling RNG state is restored too: both draw the same actions next
+    np.testing.assert_array_equal(agent.predict(observations, deterministic=False),
+                                  restored.predict(observations, deterministic=False))
+
+
+def test_missing_corrupted_and_mismatched_checkpoints_raise_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No tfpg checkpoint found"):
+        tfpg.load(str(tmp_path))
+    agent = tfpg.A2C(seed=0, rollout_steps=8)
+    agent.fit("CartPole-v1", steps=8, verbose=0)
+    prefix = agent.save(str(tmp_path / "run"))
+    other = tfpg.REINFORCE(seed=0)
+    other.build(gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2))
+    with pytest.raises(ValueError, match="does not match this agent. It contains .*'algorithm': 'a2c'"):
+        other.restore(prefix)
+    with pytest.raises(ValueError, match="does not match"):  # never overwrites another agent's run
+        other.save(str(tmp_path / "run"))
+    data = [f for f in os.listdir(tmp_path / "run") if ".data-" in f][0]
+    before = sorted(os.listdir(tmp_path / "run"))
+    with open(tmp_path / "run" / data, "r+b") as file:
+        file.truncate(16)
+    with pytest.raises(ValueError, match="unreadable|could not be restored"):
+        tfpg.load(str(tmp_path / "run"))
+    assert sorted(os.listdir(tmp_path / "run")) == before
+
+
+def test_resumed_training_continues_the_step_counter(tmp_path):
+    agent = tfpg.A2C(seed=0, rollout_steps=8)
+    agent.fit("CartPole-v1", steps=64, verbose=0)
+    agent.save(str(tmp_path))
+    resumed = tfpg.load(str(tmp_path))
+    history = resumed.fit("CartPole-v1", steps=32, verbose=0)
+    assert history.history["total_steps"] == [72, 80, 88, 96]
+    assert resumed.iterations == 12
+
+
+BLOCKED_IMPORTS = "import sys\nfor name in ('tfpg', 'tensorflow_probability', 'keras', 'tf_keras'):\n" \
+                  "    sys.modules[name] = None\n"
+
+
+@pytest.mark.parametrize("env_id, observations", [
+    ("Pendulum-v1", np.array([[1.0, 0.0, 0.5], [0.0, 1.0, -8.0]], np.float32)),
+    ("CartPole-v1", np.array([[0.0, 0.1, 0.0, -0.1]], np.float32)),
+])
+def test_exported_policy_serves_without_tfpg_or_tfp(tmp_path, env_id, observations):
+    agent = tfpg.A2C(seed=0, rollout_steps=16)
+    agent.fit(env_id, steps=64, verbose=0)
+    path = agent.export(str(tmp_path / "policy"))
+    expected_actions = agent.predict(observations)
+    expected_values = agent.value_model(tf.constant(observations)).numpy()
+    flat = agent.policy(tf.constant(observations)).sample(seed=(1, 1)).numpy()
+    expected_log_prob = agent.policy(tf.constant(observations)).log_prob(flat).numpy()
+    env_actions = flat if env_id == "Pendulum-v1" else flat[:, 0].astype(np.int64)
+    np.save(tmp_path / "obs.npy", observations)
+    np.save(tmp_path / "act.npy", env_actions)
+    script = BLOCKED_IMPORTS + f"""
+import json
+import numpy as np
+import tensorflow as tf
+policy = tf.saved_model.load({path!r})
+obs = tf.constant(np.load({str(tmp_path / 'obs.npy')!r}))
+act = tf.constant(np.load({str(tmp_path / 'act.npy')!r}))
+out = {{
+    "actions": policy.signatures["serving_default"](observations=obs)["actions"].numpy().tolist(),
+    "value": policy.signatures["value"](observations=obs)["value"].numpy().tolist(),
+    "log_prob": policy.signatures["log_prob"](observations=obs, actions=act)["log_prob"].numpy().tolist(),
+    "sample": policy.signatures["sample"](observations=obs)["actions"].numpy().shape,
+}}
+print(json.dumps(out))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(out["actions"], expected_actions, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["value"], expected_values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["log_prob"], expected_log_prob, rtol=1e-5, atol=1e-5)
+    assert tuple(out["sample"])[0] == len(observations)
+    with open(os.path.join(path, "assets.extra", "tfpg.json")) as file:
+        assert json.load(file)["algorithm"] == "a2c"
+
+
+def test_export_works_with_saved_model_cli_and_replaces_atomically(tmp_path):
+    agent = tfpg.A2C(seed=0)
+    agent.build(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Discrete(3))
+    path = agent.export(str(tmp_path / "policy"))
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    np.save(tmp_path / "obs.npy", np.zeros((2, 2), np.float32))
+    result = subprocess.run(
+        [cli, "run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
+         "--inputs", f"observations={tmp_path / 'obs.npy'}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "actions" in result.stdout
+    agent.export(path)  # re-export over an existing policy
+    assert sorted(os.listdir(tmp_path)) == ["obs.npy", "policy"]
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(ValueError, match="not a SavedModel"):
+        agent.export(str(tmp_path / "notes"))

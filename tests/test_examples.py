@@ -1,0 +1,24 @@
+"""Each example runs in a tiny configuration."""
+
+from helpers import run
+
+
+def test_fit_example_trains_saves_and_exports(tmp_path):
+    result = run(["examples/fit_cartpole.py", "--steps=640", f"--out={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "policy" / "saved_model.pb").exists()
+    assert (tmp_path / "checkpoints" / "checkpoint").exists()
+
+
+def test_custom_callback_example_stops_at_its_target():
+    result = run(["examples/custom_callback.py", "--steps=20000", "--target=15"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "target 15.0 reached" in result.stdout
+
+
+def test_serving_example_runs_an_exported_policy(tmp_path):
+    trained = run(["examples/fit_cartpole.py", "--steps=64", f"--out={tmp_path}"])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    result = run(["examples/serve_exported_policy.py", f"--policy={tmp_path / 'policy'}", "--episodes=2"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("episode") == 2

@@ -1,0 +1,77 @@
+"""`python -m tfpg.train` and `python -m tfpg.evaluate` end to end."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+
+from helpers import ROOT, read_csv, run
+
+TINY = ["--algo=a2c", "--env=CartPole-v1", "--num_envs=2", "--rollout_steps=16", "--eval_episodes=1",
+        "--verbose=0"]
+
+
+def test_train_writes_a_complete_run_and_resume_continues_it(tmp_path):
+    logdir = tmp_path / "run"
+    first = run(["-m", "tfpg.train", *TINY, "--steps=320", f"--logdir={logdir}"])
+    assert first.returncode == 0, first.stderr[-3000:]
+    for name in ("checkpoints", "tensorboard", "progress.csv", "learning_curve.png", "policy/saved_model.pb"):
+        assert (logdir / name).exists(), name
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(logdir / "tensorboard"))
+    rows = read_csv(logdir / "progress.csv")
+    assert [int(r["total_steps"]) for r in rows] == list(range(32, 321, 32))
+    assert str(logdir / "policy") in first.stdout
+    refused = run(["-m", "tfpg.train", *TINY, "--steps=640", f"--logdir={logdir}"])
+    assert refused.returncode != 0 and "--resume" in refused.stderr
+    resumed = run(["-m", "tfpg.train", "--env=CartPole-v1", "--num_envs=2", "--eval_episodes=1",
+                   "--verbose=0", "--steps=640", "--resume", f"--logdir={logdir}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = read_csv(logdir / "progress.csv")
+    assert [int(r["total_steps"]) for r in rows] == list(range(32, 641, 32))
+    assert [int(r["iteration"]) for r in rows] == list(range(20))
+    evaluation = run(["-m", "tfpg.evaluate", f"--policy={logdir / 'policy'}", "--env=CartPole-v1",
+                      "--episodes=2"])
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    assert "mean return" in evaluation.stdout
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--algo=nope"], "algo"),
+    (["--env=NoSuchEnv-v9"], "Unknown environment id"),
+    (["--steps=-5"], "steps"),
+    (["--gamma=1.5"], "gamma=1.5"),
+    (["--hidden_sizes=64,x"], "hidden_sizes"),
+    (["--baseline=false"], "--baseline is not a hyperparameter of A2CConfig"),
+    (["--resume"], "Cannot resume"),
+])
+def test_invalid_flags_exit_with_a_usage_message_and_write_nothing(tmp_path, flags, message):
+    logdir = tmp_path / "run"
+    result = run(["-m", "tfpg.train", "--steps=64", f"--logdir={logdir}", *flags])
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not logdir.exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_writes_a_final_checkpoint(tmp_path, sig):
+    logdir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfpg.train", *TINY, "--steps=10000000", "--checkpoint_seconds=1000",
+         f"--logdir={logdir}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 120
+    while not (logdir / "progress.csv").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    prefix = tf.train.latest_checkpoint(str(logdir / "checkpoints"))
+    assert prefix is not None
+    steps = int(tf.train.load_checkpoint(prefix).get_tensor("total_steps/.ATTRIBUTES/VARIABLE_VALUE"))
+    assert steps >= 32
+    assert int(read_csv(logdir / "progress.csv")[-1]["total_steps"]) <= steps
