@@ -12,10 +12,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 from tfpg import callbacks  # noqa: E402
 from tfpg.agent import OnPolicyAgent  # noqa: E402
-from tfpg.algorithms import A2C, ALGORITHMS, REINFORCE  # noqa: E402
+from tfpg.algorithms import A2C, ALGORITHMS, PPO, REINFORCE  # noqa: E402
 from tfpg.checkpoint import load  # noqa: E402
 from tfpg.rollout import Rollout  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["A2C", "ALGORITHMS", "OnPolicyAgent", "REINFORCE", "Rollout", "callbacks", "load"]
+__all__ = ["A2C", "ALGORITHMS", "OnPolicyAgent", "PPO", "REINFORCE", "Rollout", "callbacks", "load"]

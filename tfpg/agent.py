@@ -2,7 +2,8 @@
 
 An algorithm subclass sets `name` and `config_class` and implements:
 
-- `_create_optimizers()` → dict of trackable optimizer state for the checkpoint;
+- `_build_training()` → creates optimizers (and any other training state) and
+  returns it by name as trackables for the checkpoint;
 - `_update(batch)` → dict of scalar metric tensors, one update on a flat batch
   (compiled once with a fixed input signature);
 - optionally `_estimate_advantages(...)` (GAE by default).
@@ -111,7 +112,9 @@ class OnPolicyAgent:
         self.policy = PolicyNetwork(observation, action, config.hidden_sizes, config.activation,
                                     self.observation_normalizer, config.initial_log_std, name="policy")
         self.value_model = ValueNetwork(observation, config.hidden_sizes, config.activation,
-                                        self.observation_normalizer, name="value_model")
+                                        self.observation_normalizer,
+                                        self.policy.hidden if config.shared_network else None,
+                                        name="value_model")
         self.observation_shape = tuple([] if observation["type"] == "Discrete" else observation["shape"])
         self._observation_dtype = observation_dtype(observation)
         self._action_dtype = action_dtype(action)
@@ -123,7 +126,7 @@ class OnPolicyAgent:
         self.total_steps_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="total_steps")
         self.iterations_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
         self._metadata = tf.Variable(self._metadata_json(), dtype=tf.string, trainable=False)
-        optimizer_state = self._create_optimizers()
+        optimizer_state = self._build_training()
         self._checkpoint = tf.train.Checkpoint(
             policy=self.policy,
             value_model=self.value_model,
@@ -137,6 +140,7 @@ class OnPolicyAgent:
         observation_spec = tf.TensorSpec((None, *self.observation_shape), self._observation_dtype)
         action_spec = tf.TensorSpec((None, self._action_size), self._action_dtype)
         self._sample_fn = tf.function(self._sample, input_signature=[observation_spec])
+        self._sample_concrete = self._sample_fn.get_concrete_function()
         self._mode_fn = tf.function(self._mode, input_signature=[observation_spec])
         self._value_fn = tf.function(self.value_model.__call__, input_signature=[observation_spec])
         self._evaluate_fn = tf.function(self._log_probs_and_values,
@@ -169,13 +173,27 @@ class OnPolicyAgent:
                 f"Create a new agent for this env."
             )
 
-    def _create_optimizers(self) -> dict:
-        """Creates the algorithm's optimizers; returns their trackable state by name."""
+    def _build_training(self) -> dict:
+        """Creates the algorithm's optimizers and state; returns them by name for the checkpoint."""
         raise NotImplementedError
 
     def _update(self, batch: dict) -> dict:
         """One update on a flat batch; returns scalar metric tensors."""
         raise NotImplementedError
+
+    def _trainable_variables(self) -> list:
+        """Policy and value variables, each once (shared layers appear in both models)."""
+        unique = {}
+        for variable in self.policy.trainable_variables + self.value_model.trainable_variables:
+            unique.setdefault(id(variable), variable)
+        return list(unique.values())
+
+    def _learning_rate_now(self) -> float:
+        """The configured learning rate, linearly annealed by total env steps if enabled."""
+        decay = self.config.learning_rate_decay_steps
+        if decay <= 0:
+            return self.config.learning_rate
+        return self.config.learning_rate * max(0.0, 1.0 - self.total_steps / decay)
 
     def _apply_gradients(self, optimizer: keras.optimizers.Optimizer, gradients: list,
                          variables: list) -> tf.Tensor:
@@ -272,7 +290,8 @@ class OnPolicyAgent:
         return tf.convert_to_tensor(np.asarray(observations, self._observation_dtype.as_numpy_dtype))
 
     def _act_numpy(self, observations: np.ndarray) -> np.ndarray:
-        return self._sample_fn(self._as_model_input(observations)).numpy()
+        # The concrete function skips tf.function's argument binding: this runs once per env step.
+        return self._sample_concrete(tf.constant(observations, self._observation_dtype)).numpy()
 
     def _values_numpy(self, observations: np.ndarray) -> np.ndarray:
         if len(observations) == 0:
@@ -357,11 +376,20 @@ class OnPolicyAgent:
             "actions": tf.convert_to_tensor(batch["actions"], self._action_dtype),
             **{k: tf.convert_to_tensor(batch[k], tf.float32) for k in _BATCH_FIELDS[2:]},
         }
+        self._before_update()
         metrics = {k: float(v) for k, v in self._train_step(tensors).items()}
         self.iterations_variable.assign_add(1)
+        if getattr(self, "optimizer", None) is not None:
+            metrics["learning_rate"] = float(self.optimizer.learning_rate.numpy())
         used = batch["mask"] > 0
         metrics["explained_variance"] = _explained_variance(batch["values"][used], batch["returns"][used])
         return metrics
+
+    def _before_update(self) -> None:
+        """Sets the annealed learning rate on the `optimizer` attribute, if there is one."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and self.config.learning_rate_decay_steps > 0:
+            optimizer.learning_rate.assign(self._learning_rate_now())
 
     @staticmethod
     def _standardize(advantages: np.ndarray, mask: np.ndarray) -> np.ndarray:

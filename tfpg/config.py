@@ -98,6 +98,9 @@ class AgentConfig:
     normalize_advantages: bool = hparam(True, "Standardise advantages within each batch.")
     initial_log_std: float = hparam(0.0, "Initial log standard deviation of Gaussian policies.",
                                     low=-20.0, high=2.0)
+    shared_network: bool = hparam(False, "Policy and value share their hidden layers.")
+    learning_rate_decay_steps: int = hparam(
+        0, "Anneal the learning rate linearly to 0 over this many total env steps (0: constant).", low=0)
 
     def __post_init__(self):
         self.validate()

@@ -95,25 +95,41 @@ def action_size(description: dict) -> int:
     return int(np.prod(description["shape"]))
 
 
-def to_env_actions(actions: np.ndarray, description: dict) -> np.ndarray:
-    """Maps a batch of flat policy actions `[B, A]` to env-ready actions.
+class ActionAdapter:
+    """Maps batches of flat policy actions `[B, A]` to env-ready actions.
 
     Gaussian samples are clipped to the bounds here (and only here); discrete
-    actions get the space's `start` offset and the space's shape.
+    actions get the space's `start` offset and the space's shape. The bounds
+    and offsets are converted once, since this runs at every env step.
+
+    Args:
+        description: an action space description.
     """
-    batch = actions.shape[0]
-    kind = description["type"]
-    if kind == "Box":
-        low = np.asarray(description["low"], np.float64)
-        high = np.asarray(description["high"], np.float64)
-        clipped = np.clip(actions, low, high).astype(description["dtype"])
-        return clipped.reshape([batch, *description["shape"]])
-    if kind == "Discrete":
-        return (actions.reshape(batch) + description["start"]).astype(np.int64)
-    if kind == "MultiDiscrete":
-        shifted = actions.astype(np.int64) + np.asarray(description["start"], np.int64)
-        return shifted.reshape([batch, *description["shape"]])
-    return actions.astype(np.int8).reshape([batch, *description["shape"]])
+
+    def __init__(self, description: dict):
+        self.kind = description["type"]
+        self.shape = tuple(description["shape"]) if "shape" in description else ()
+        if self.kind == "Box":
+            self.low = np.asarray(description["low"], np.float64)
+            self.high = np.asarray(description["high"], np.float64)
+            self.dtype = np.dtype(description["dtype"])
+        else:
+            self.start = np.asarray(description.get("start", 0), np.int64)
+
+    def __call__(self, actions: np.ndarray) -> np.ndarray:
+        batch = actions.shape[0]
+        if self.kind == "Box":
+            return np.clip(actions, self.low, self.high).astype(self.dtype).reshape((batch, *self.shape))
+        if self.kind == "Discrete":
+            return actions.reshape(batch).astype(np.int64) + self.start
+        if self.kind == "MultiDiscrete":
+            return (actions.astype(np.int64) + self.start).reshape((batch, *self.shape))
+        return actions.astype(np.int8).reshape((batch, *self.shape))
+
+
+def to_env_actions(actions: np.ndarray, description: dict) -> np.ndarray:
+    """Maps a batch of flat policy actions `[B, A]` to env-ready actions (see `ActionAdapter`)."""
+    return ActionAdapter(description)(actions)
 
 
 def check_env_id(env_id: str) -> None:

@@ -150,13 +150,15 @@ class ValueNetwork(keras.Model):
         hidden_sizes: widths of the hidden layers.
         activation: hidden activation name (Keras).
         normalizer: shared observation normaliser or None.
+        shared_hidden: hidden layers to share (e.g. the policy's), instead of new ones.
     """
 
     def __init__(self, observation: dict, hidden_sizes: Sequence[int] = (64, 64),
-                 activation: str = "tanh", normalizer: RunningNormalization | None = None, **kwargs):
+                 activation: str = "tanh", normalizer: RunningNormalization | None = None,
+                 shared_hidden: list | None = None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = ObservationEncoder(observation, normalizer)
-        self.hidden = mlp(hidden_sizes, activation, "value_hidden")
+        self.hidden = shared_hidden if shared_hidden is not None else mlp(hidden_sizes, activation, "value_hidden")
         self.output_layer = _dense(1, None, 1.0, "value")
 
     def call(self, observations):

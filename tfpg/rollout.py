@@ -9,7 +9,7 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
-from tfpg.envs import to_env_actions
+from tfpg.envs import ActionAdapter
 
 
 @dataclasses.dataclass
@@ -90,7 +90,7 @@ class Collector:
 
     def __init__(self, env: gym.vector.VectorEnv, action_description: dict, seed: int | None):
         self.env = env
-        self.action_description = action_description
+        self.to_env_actions = ActionAdapter(action_description)
         self.num_envs = env.num_envs
         env.action_space.seed(seed)
         self.observations, _ = env.reset(seed=seed)
@@ -117,28 +117,26 @@ class Collector:
         truncated = np.zeros((steps_per_env, self.num_envs), bool)
         finals = []
         episode_returns, episode_lengths = [], []
+        step = self.env.step
         for t in range(steps_per_env):
             flat_actions = act(self.observations)
-            next_observations, reward, term, trunc, infos = self.env.step(
-                to_env_actions(flat_actions, self.action_description)
-            )
+            next_observations, reward, term, trunc, infos = step(self.to_env_actions(flat_actions))
             observations.append(self.observations)
             actions.append(flat_actions)
             rewards[t], terminated[t], truncated[t] = reward, term, trunc
-            done = np.logical_or(term, trunc)
+            self.episode_return += reward
+            self.episode_length += 1
             final = next_observations
+            done = term | trunc
             if done.any():
                 final = np.array(next_observations, copy=True)
                 for i in np.flatnonzero(done):
                     final[i] = infos["final_obs"][i]
+                    episode_returns.append(float(self.episode_return[i]))
+                    episode_lengths.append(int(self.episode_length[i]))
+                self.episode_return[done] = 0.0
+                self.episode_length[done] = 0
             finals.append(final)
-            self.episode_return += reward
-            self.episode_length += 1
-            for i in np.flatnonzero(done):
-                episode_returns.append(float(self.episode_return[i]))
-                episode_lengths.append(int(self.episode_length[i]))
-            self.episode_return[done] = 0.0
-            self.episode_length[done] = 0
             self.observations = next_observations
         return Transitions(
             observations=np.stack(observations),

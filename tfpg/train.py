@@ -11,6 +11,7 @@ not have are refused. SIGINT and SIGTERM write a checkpoint before exiting.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -114,6 +115,9 @@ def main(argv):
     agent.close()
     result = agent.evaluate(FLAGS.env, episodes=FLAGS.eval_episodes)
     policy_path = agent.export(os.path.join(logdir, "policy"))
+    with open(os.path.join(logdir, "evaluation.json"), "w") as file:
+        json.dump({"env": FLAGS.env, "algorithm": agent.name, "total_steps": agent.total_steps,
+                   "deterministic": True, **result}, file, indent=1)
     if os.path.exists(csv_path):
         plot_learning_curve(csv_path, plot_path, f"{agent.name.upper()} on {FLAGS.env}")
     print(f"Trained {agent.name} on {FLAGS.env} for {agent.total_steps} steps.")
@@ -123,6 +127,7 @@ def main(argv):
     print(f"Checkpoints:         {checkpoints}")
     print(f"Logs:                {csv_path} and {os.path.join(logdir, 'tensorboard')}")
     print(f"Learning curve:      {plot_path}")
+    print(f"Evaluation:          {os.path.join(logdir, 'evaluation.json')}")
     print(f"Run it:  python -m tfpg.evaluate --policy={policy_path} --env={FLAGS.env}")
 
 

@@ -40,9 +40,9 @@ class A2C(OnPolicyAgent):
     name = "a2c"
     config_class = A2CConfig
 
-    def _create_optimizers(self) -> dict:
+    def _build_training(self) -> dict:
         self.optimizer = keras.optimizers.Adam(self.config.learning_rate)
-        self._variables = self.policy.trainable_variables + self.value_model.trainable_variables
+        self._variables = self._trainable_variables()
         self._build_optimizer(self.optimizer, self._variables)
         return {"optimizer": self.optimizer}
 

@@ -1,0 +1,131 @@
+"""Proximal policy optimisation: clipped surrogate, adaptive-KL and fixed-KL penalties."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfpg.agent import OnPolicyAgent
+from tfpg.config import AgentConfig, hparam
+from tfpg.losses import (adapted_kl_coefficient, approximate_kl, clipped_surrogate_loss, clipped_value_loss,
+                         kl_penalty_loss, masked_mean, value_loss)
+from tfpg.networks import PolicyNetwork
+
+_METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+
+
+@dataclasses.dataclass
+class PPOConfig(AgentConfig):
+    """PPO hyperparameters; defaults follow the PPO paper's MuJoCo settings."""
+
+    scale_rewards: bool = hparam(True, "Divide rewards by the running std of the discounted return.")
+
+    loss: str = hparam("clip", "Surrogate: clipped ratio, or a KL penalty with adaptive or fixed β.",
+                       choices=("clip", "adaptive_kl", "fixed_kl"))
+    clip_range: float = hparam(0.2, "ε of the clipped ratio (also the clip-fraction threshold).",
+                               low=0.0, low_open=True)
+    epochs: int = hparam(10, "Passes over each batch.", low=1)
+    minibatch_size: int = hparam(64, "Samples per gradient step.", low=1)
+    value_coef: float = hparam(0.5, "Weight c_v of the value loss.", low=0.0)
+    entropy_coef: float = hparam(0.0, "Weight c_e of the entropy bonus.", low=0.0)
+    value_clip_range: float = hparam(0.0, "Clip value updates to ±this around the old values (0: off).",
+                                     low=0.0)
+    kl_target: float = hparam(0.01, "d_targ of the adaptive-KL rule.", low=0.0, low_open=True)
+    initial_kl_beta: float = hparam(1.0, "β₀ of the KL penalty.", low=0.0)
+    target_kl: float = hparam(0.0, "Stop the epoch loop once an epoch's approx KL exceeds 1.5× this "
+                                   "(0: never).", low=0.0)
+
+
+class PPO(OnPolicyAgent):
+    """Proximal policy optimisation (Schulman et al., 2017).
+
+    With r = π(a|s)/π_old(a|s) and Â from GAE(γ, λ):
+
+    - `loss="clip"`: L = E[min(r Â, clip(r, 1 − ε, 1 + ε) Â)];
+    - `loss="adaptive_kl"`: L = E[r Â] − β E[KL(π_old‖π)], and after each
+      update β ← 2β if KL > 1.5 d_targ, β ← β/2 if KL < d_targ/1.5;
+    - `loss="fixed_kl"`: the same penalty with β kept fixed.
+
+    The objective (minus c_v times the value loss, plus c_e times the
+    entropy) is maximised by Adam over `epochs` passes of shuffled minibatches;
+    all epochs, minibatches and the shuffling run inside one `tf.function`
+    call per batch. See `PPOConfig` for the hyperparameters.
+    """
+
+    name = "ppo"
+    config_class = PPOConfig
+
+    def _build_training(self) -> dict:
+        config = self.config
+        self.optimizer = keras.optimizers.Adam(config.learning_rate)
+        self._variables = self._trainable_variables()
+        self._build_optimizer(self.optimizer, self._variables)
+        self.old_policy = PolicyNetwork(self.observation_description, self.action_description,
+                                        config.hidden_sizes, config.activation, self.observation_normalizer,
+                                        config.initial_log_std, name="old_policy")
+        self.old_policy(tf.zeros((1, *self.observation_shape), self._observation_dtype))
+        self.kl_beta = tf.Variable(config.initial_kl_beta, dtype=tf.float32, trainable=False, name="kl_beta")
+        return {"optimizer": self.optimizer, "kl_beta": self.kl_beta}
+
+    def _losses(self, batch: dict) -> tuple[tf.Tensor, tf.Tensor]:
+        config = self.config
+        mask = batch["mask"]
+        distribution = self.policy(batch["observations"])
+        log_probs = distribution.log_prob(batch["actions"])
+        clip_loss, clip_fraction = clipped_surrogate_loss(log_probs, batch["log_probs"], batch["advantages"],
+                                                          config.clip_range, mask)
+        if config.loss == "clip":
+            policy_loss = clip_loss
+        else:
+            kl = tfp.distributions.kl_divergence(self.old_policy(batch["observations"]), distribution)
+            policy_loss = kl_penalty_loss(log_probs, batch["log_probs"], batch["advantages"], kl,
+                                          self.kl_beta, mask)
+        values = self.value_model(batch["observations"])
+        if config.value_clip_range > 0:
+            critic_loss = clipped_value_loss(values, batch["values"], batch["returns"],
+                                             config.value_clip_range, mask)
+        else:
+            critic_loss = value_loss(values, batch["returns"], mask)
+        entropy = masked_mean(distribution.entropy(), mask)
+        total = policy_loss + config.value_coef * critic_loss - config.entropy_coef * entropy
+        kl_estimate = approximate_kl(batch["log_probs"], log_probs, mask)
+        return total, tf.stack([policy_loss, critic_loss, entropy, kl_estimate, clip_fraction])
+
+    def _update(self, batch: dict) -> dict:
+        config = self.config
+        for old, new in zip(self.old_policy.trainable_variables, self.policy.trainable_variables):
+            old.assign(new)
+        size = tf.shape(batch["advantages"])[0]
+        minibatch = tf.minimum(config.minibatch_size, size)
+        minibatches = size // minibatch
+        sums = tf.zeros([len(_METRICS)])
+        steps = tf.constant(0.0)
+        epochs_run = tf.constant(0)
+        for _ in tf.range(config.epochs):
+            order = tf.argsort(self.rng.uniform([size]))
+            epoch_kl = tf.constant(0.0)
+            for index in tf.range(minibatches):
+                rows = order[index * minibatch:(index + 1) * minibatch]
+                sample = {key: tf.gather(value, rows) for key, value in batch.items()}
+                with tf.GradientTape() as tape:
+                    loss, metrics = self._losses(sample)
+                gradients = tape.gradient(loss, self._variables)
+                self._apply_gradients(self.optimizer, gradients, self._variables)
+                sums += metrics
+                steps += 1.0
+                epoch_kl += metrics[3]
+            epochs_run += 1
+            if config.target_kl > 0:
+                if epoch_kl / tf.cast(minibatches, tf.float32) > 1.5 * config.target_kl:
+                    break
+        kl = masked_mean(tfp.distributions.kl_divergence(self.old_policy(batch["observations"]),
+                                                         self.policy(batch["observations"])), batch["mask"])
+        if config.loss == "adaptive_kl":
+            self.kl_beta.assign(adapted_kl_coefficient(self.kl_beta, kl, config.kl_target))
+        means = sums / steps
+        result = {name: means[i] for i, name in enumerate(_METRICS)}
+        result.update({"kl": kl, "kl_beta": tf.identity(self.kl_beta), "epochs": epochs_run})
+        return result
