@@ -19,3 +19,23 @@ def test_reinforce_with_baseline_reaches_400_on_cartpole_within_300k_steps():
     agent.fit("CartPole-v1", steps=300_000, num_envs=8, verbose=0)
     assert agent.total_steps <= 300_000
     assert agent.evaluate("CartPole-v1", episodes=10)["mean_return"] >= 400
+
+
+def test_ppo_clip_solves_cartpole_within_100k_steps():
+    agent = tfpg.PPO(seed=0)
+    agent.fit("CartPole-v1", steps=48 * 2048, verbose=0)  # whole 2048-step batches within 100k
+    assert agent.total_steps <= 100_000
+    assert agent.evaluate("CartPole-v1", episodes=10)["mean_return"] >= 475
+
+
+def test_ppo_clip_reaches_minus_300_on_pendulum_within_300k_steps():
+    agent = tfpg.PPO(seed=0, gamma=0.9, learning_rate=1e-3, rollout_steps=1024)
+    agent.fit("Pendulum-v1", steps=73 * 4 * 1024, num_envs=4, verbose=0)  # whole batches within 300k
+    assert agent.total_steps <= 300_000
+    assert agent.evaluate("Pendulum-v1", episodes=10)["mean_return"] >= -300
+
+
+def test_ppo_adaptive_kl_solves_cartpole_within_100k_steps():
+    agent = tfpg.PPO(seed=0, loss="adaptive_kl")
+    agent.fit("CartPole-v1", steps=48 * 2048, verbose=0)
+    assert agent.evaluate("CartPole-v1", episodes=10)["mean_return"] >= 475

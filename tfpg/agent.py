@@ -181,6 +181,19 @@ class OnPolicyAgent:
         """One update on a flat batch; returns scalar metric tensors."""
         raise NotImplementedError
 
+    def _build_policy_snapshot(self) -> None:
+        """Creates `self.old_policy`: same architecture, shared normaliser, for π_old during updates."""
+        config = self.config
+        self.old_policy = PolicyNetwork(self.observation_description, self.action_description,
+                                        config.hidden_sizes, config.activation, self.observation_normalizer,
+                                        config.initial_log_std, name="old_policy")
+        self.old_policy(tf.zeros((1, *self.observation_shape), self._observation_dtype))
+
+    def _snapshot_policy(self) -> None:
+        """Copies the policy's trainable variables into `self.old_policy`."""
+        for old, new in zip(self.old_policy.trainable_variables, self.policy.trainable_variables):
+            old.assign(new)
+
     def _trainable_variables(self) -> list:
         """Policy and value variables, each once (shared layers appear in both models)."""
         unique = {}

@@ -10,9 +10,9 @@ import tensorflow_probability as tfp
 
 from tfpg.agent import OnPolicyAgent
 from tfpg.config import AgentConfig, hparam
+from tfpg.minibatches import minibatch_epochs
 from tfpg.losses import (adapted_kl_coefficient, approximate_kl, clipped_surrogate_loss, clipped_value_loss,
                          kl_penalty_loss, masked_mean, value_loss)
-from tfpg.networks import PolicyNetwork
 
 _METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
 
@@ -63,10 +63,7 @@ class PPO(OnPolicyAgent):
         self.optimizer = keras.optimizers.Adam(config.learning_rate)
         self._variables = self._trainable_variables()
         self._build_optimizer(self.optimizer, self._variables)
-        self.old_policy = PolicyNetwork(self.observation_description, self.action_description,
-                                        config.hidden_sizes, config.activation, self.observation_normalizer,
-                                        config.initial_log_std, name="old_policy")
-        self.old_policy(tf.zeros((1, *self.observation_shape), self._observation_dtype))
+        self._build_policy_snapshot()
         self.kl_beta = tf.Variable(config.initial_kl_beta, dtype=tf.float32, trainable=False, name="kl_beta")
         return {"optimizer": self.optimizer, "kl_beta": self.kl_beta}
 
@@ -94,38 +91,25 @@ class PPO(OnPolicyAgent):
         kl_estimate = approximate_kl(batch["log_probs"], log_probs, mask)
         return total, tf.stack([policy_loss, critic_loss, entropy, kl_estimate, clip_fraction])
 
+    def _train_minibatch(self, sample: dict) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss, metrics = self._losses(sample)
+        gradients = tape.gradient(loss, self._variables)
+        self._apply_gradients(self.optimizer, gradients, self._variables)
+        return metrics
+
     def _update(self, batch: dict) -> dict:
         config = self.config
-        for old, new in zip(self.old_policy.trainable_variables, self.policy.trainable_variables):
-            old.assign(new)
-        size = tf.shape(batch["advantages"])[0]
-        minibatch = tf.minimum(config.minibatch_size, size)
-        minibatches = size // minibatch
-        sums = tf.zeros([len(_METRICS)])
-        steps = tf.constant(0.0)
-        epochs_run = tf.constant(0)
-        for _ in tf.range(config.epochs):
-            order = tf.argsort(self.rng.uniform([size]))
-            epoch_kl = tf.constant(0.0)
-            for index in tf.range(minibatches):
-                rows = order[index * minibatch:(index + 1) * minibatch]
-                sample = {key: tf.gather(value, rows) for key, value in batch.items()}
-                with tf.GradientTape() as tape:
-                    loss, metrics = self._losses(sample)
-                gradients = tape.gradient(loss, self._variables)
-                self._apply_gradients(self.optimizer, gradients, self._variables)
-                sums += metrics
-                steps += 1.0
-                epoch_kl += metrics[3]
-            epochs_run += 1
-            if config.target_kl > 0:
-                if epoch_kl / tf.cast(minibatches, tf.float32) > 1.5 * config.target_kl:
-                    break
+        self._snapshot_policy()
+        stop = None
+        if config.target_kl > 0:
+            stop = lambda means: means[_METRICS.index("approx_kl")] > 1.5 * config.target_kl  # noqa: E731
+        means, epochs_run = minibatch_epochs(batch, config.epochs, config.minibatch_size, self.rng,
+                                             self._train_minibatch, len(_METRICS), stop)
         kl = masked_mean(tfp.distributions.kl_divergence(self.old_policy(batch["observations"]),
                                                          self.policy(batch["observations"])), batch["mask"])
         if config.loss == "adaptive_kl":
             self.kl_beta.assign(adapted_kl_coefficient(self.kl_beta, kl, config.kl_target))
-        means = sums / steps
         result = {name: means[i] for i, name in enumerate(_METRICS)}
         result.update({"kl": kl, "kl_beta": tf.identity(self.kl_beta), "epochs": epochs_run})
         return result

@@ -1,0 +1,50 @@
+"""Epochs of shuffled minibatches, written to run inside one `tf.function`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import tensorflow as tf
+
+
+def minibatch_epochs(batch: dict, epochs: int, minibatch_size: int, rng: tf.random.Generator,
+                     train_step: Callable[[dict], tf.Tensor], metric_count: int,
+                     stop_after_epoch: Callable[[tf.Tensor], tf.Tensor] | None = None):
+    """Runs `train_step` on shuffled minibatches for up to `epochs` passes over `batch`.
+
+    Each epoch draws a fresh permutation from `rng` (so shuffling is part of the
+    checkpointed RNG state) and visits ⌊n / m⌋ minibatches of m rows (one of n
+    rows if n < m); the few rows beyond the last whole minibatch wait for the
+    next epoch's permutation.
+
+    Args:
+        batch: dict of tensors sharing their first dimension n.
+        epochs: the most passes.
+        minibatch_size: m.
+        rng: the generator the permutations are drawn from.
+        train_step: minibatch dict ↦ vector of `metric_count` metrics.
+        metric_count: the length of that vector.
+        stop_after_epoch: the epoch's mean metrics ↦ bool tensor; True ends the loop.
+
+    Returns:
+        `(mean_metrics, epochs_run)`: metrics averaged over every step taken.
+    """
+    size = tf.shape(next(iter(batch.values())))[0]
+    minibatch = tf.minimum(minibatch_size, size)
+    count = size // minibatch
+    total = tf.zeros([metric_count])
+    steps = tf.constant(0.0)
+    epochs_run = tf.constant(0)
+    for _ in tf.range(epochs):
+        order = tf.argsort(rng.uniform([size]))
+        epoch_total = tf.zeros([metric_count])
+        for index in tf.range(count):
+            rows = order[index * minibatch:(index + 1) * minibatch]
+            epoch_total += train_step({key: tf.gather(value, rows) for key, value in batch.items()})
+        total += epoch_total
+        steps += tf.cast(count, tf.float32)
+        epochs_run += 1
+        if stop_after_epoch is not None:
+            if stop_after_epoch(epoch_total / tf.cast(count, tf.float32)):
+                break
+    return total / steps, epochs_run

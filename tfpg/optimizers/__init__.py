@@ -1,0 +1,9 @@
+"""Optimisation toolbox: Fisher-vector products, conjugate gradient, line search, flat vectors."""
+
+from tfpg.optimizers.cg import conjugate_gradient
+from tfpg.optimizers.fisher import fisher_vector_product
+from tfpg.optimizers.flat import assign_flat, flat_gradient, flatten, unflatten
+from tfpg.optimizers.line_search import backtracking_line_search
+
+__all__ = ["assign_flat", "backtracking_line_search", "conjugate_gradient", "fisher_vector_product",
+           "flat_gradient", "flatten", "unflatten"]
