@@ -39,3 +39,11 @@ def test_ppo_adaptive_kl_solves_cartpole_within_100k_steps():
     agent = tfpg.PPO(seed=0, loss="adaptive_kl")
     agent.fit("CartPole-v1", steps=48 * 2048, verbose=0)
     assert agent.evaluate("CartPole-v1", episodes=10)["mean_return"] >= 475
+
+
+@pytest.mark.parametrize("algorithm", [tfpg.TRPO, tfpg.NPG])
+def test_natural_gradient_methods_solve_cartpole_within_150k_steps(algorithm):
+    agent = algorithm(seed=0)
+    agent.fit("CartPole-v1", steps=146 * 1024, verbose=0)  # whole 1024-step batches within 150k
+    assert agent.total_steps <= 150_000
+    assert agent.evaluate("CartPole-v1", episodes=10)["mean_return"] >= 475

@@ -1,9 +1,12 @@
 """The algorithms, each an `OnPolicyAgent` with its own update rule."""
 
 from tfpg.algorithms.a2c import A2C, A2CConfig
+from tfpg.algorithms.npg import NPG, NPGConfig
 from tfpg.algorithms.ppo import PPO, PPOConfig
 from tfpg.algorithms.reinforce import REINFORCE, REINFORCEConfig
+from tfpg.algorithms.trpo import TRPO, TRPOConfig
 
-ALGORITHMS = {cls.name: cls for cls in (REINFORCE, A2C, PPO)}
+ALGORITHMS = {cls.name: cls for cls in (REINFORCE, A2C, NPG, TRPO, PPO)}
 
-__all__ = ["A2C", "A2CConfig", "PPO", "PPOConfig", "REINFORCE", "REINFORCEConfig", "ALGORITHMS"]
+__all__ = ["A2C", "A2CConfig", "NPG", "NPGConfig", "PPO", "PPOConfig", "REINFORCE", "REINFORCEConfig",
+           "TRPO", "TRPOConfig", "ALGORITHMS"]

@@ -1,0 +1,166 @@
+"""Exact math of the natural-gradient toolbox and the NPG/TRPO steps."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+import tfpg
+from tfpg.optimizers import (assign_flat, backtracking_line_search, conjugate_gradient, fisher_vector_product,
+                             flatten, unflatten)
+
+tfd = tfp.distributions
+INPUTS, HIDDEN = 3, 4
+
+
+def _tiny_policy(kind, rng):
+    """A float64 3→4 tanh→(Gaussian(2) | Categorical(3)) policy as a function of split variables."""
+    outputs = 2 if kind == "gaussian" else 3
+    shapes = [(INPUTS, HIDDEN), (HIDDEN,), (HIDDEN, outputs)] + ([(outputs,)] if kind == "gaussian" else [])
+    variables = [tf.Variable(rng.normal(size=s) * (0.3 if len(s) == 1 else 1.0)) for s in shapes]
+    x = tf.constant(rng.normal(size=(7, INPUTS)))
+
+    def distribution(params):
+        out = tf.tanh(x @ params[0] + params[1]) @ params[2]
+        if kind == "gaussian":
+            return tfd.Independent(tfd.Normal(out, tf.exp(params[3])), 1)
+        return tfd.Categorical(logits=out)
+
+    return variables, distribution
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+def test_fisher_vector_product_matches_the_explicit_kl_hessian(kind):
+    rng = np.random.default_rng(0)
+    variables, distribution = _tiny_policy(kind, rng)
+    old = distribution([tf.constant(v.numpy()) for v in variables])  # π_old: fixed tensors
+
+    def mean_kl_of(params):
+        return tf.reduce_mean(tfd.kl_divergence(old, distribution(params)))
+
+    theta = tf.Variable(flatten(variables))
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            kl = mean_kl_of(unflatten(theta, variables))
+        gradient = inner.gradient(kl, theta)
+    hessian = outer.jacobian(gradient, theta).numpy()
+    vector = tf.constant(rng.normal(size=theta.shape))
+    product = fisher_vector_product(lambda: mean_kl_of(variables), variables, vector).numpy()
+    expected = hessian @ vector.numpy()
+    assert np.linalg.norm(product - expected) / np.linalg.norm(expected) < 1e-6
+    damped = fisher_vector_product(lambda: mean_kl_of(variables), variables, vector, damping=0.25).numpy()
+    np.testing.assert_allclose(damped - product, 0.25 * vector.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(hessian, hessian.T, atol=1e-10)
+    assert np.linalg.eigvalsh(hessian).min() > -1e-10  # a Fisher matrix is positive semi-definite
+
+
+def test_conjugate_gradient_matches_numpy_solve_and_stops_at_the_tolerance():
+    rng = np.random.default_rng(1)
+    for size in (1, 5, 20):
+        m = rng.normal(size=(size, size))
+        a = m @ m.T + size * np.eye(size)
+        b = rng.normal(size=size)
+        x, iterations, residual = conjugate_gradient(lambda v: tf.linalg.matvec(tf.constant(a), v),
+                                                     tf.constant(b), max_iterations=4 * size,
+                                                     residual_tolerance=1e-20)
+        np.testing.assert_allclose(x.numpy(), np.linalg.solve(a, b), rtol=1e-8, atol=1e-10)
+        assert residual.numpy() < 1e-20 and iterations.numpy() <= 4 * size
+    # a loose tolerance stops early, with rᵀr below it and the residual it reports
+    a = np.diag(np.linspace(1.0, 100.0, 50))
+    b = np.ones(50)
+    x, iterations, residual = conjugate_gradient(lambda v: tf.linalg.matvec(tf.constant(a), v), tf.constant(b),
+                                                 max_iterations=50, residual_tolerance=1e-4)
+    r = b - a @ x.numpy()
+    assert residual.numpy() < 1e-4
+    assert r @ r == pytest.approx(residual.numpy(), rel=1e-3)
+    assert 1 < iterations.numpy() < 50
+    # and max_iterations bounds the work
+    _, capped, _ = conjugate_gradient(lambda v: tf.linalg.matvec(tf.constant(a), v), tf.constant(b),
+                                      max_iterations=3, residual_tolerance=0.0)
+    assert capped.numpy() == 3
+
+
+def test_line_search_accepts_the_first_improving_step_inside_the_trust_region():
+    # improvement(α) = α (always positive); kl(α) = α²: accepted once α² ≤ 0.3 → 0.8^j ≤ 0.5477 → j = 3
+    accepted, fraction, tried, improvement, kl = backtracking_line_search(
+        lambda a: (a, a * a), max_kl=0.3, backtrack_ratio=0.8, max_backtracks=10)
+    assert bool(accepted) and int(tried) == 4
+    assert float(fraction) == pytest.approx(0.8 ** 3)
+    assert float(kl) == pytest.approx(0.8 ** 6)
+    rejected = backtracking_line_search(lambda a: (-a, 0.0 * a), max_kl=1.0, max_backtracks=5)
+    assert not bool(rejected[0]) and int(rejected[2]) == 5 and float(rejected[1]) == 0.0
+
+
+def _parameters(agent):
+    return [v.numpy().copy() for v in agent.policy.trainable_variables]
+
+
+def _surrogate_and_kl(agent, rollout, old_parameters):
+    observations = tf.constant(rollout.flat("observations"))
+    advantages = rollout.flat("advantages")
+    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    new = agent.policy(observations)
+    current = [v.numpy() for v in agent.policy.trainable_variables]
+    for variable, value in zip(agent.policy.trainable_variables, old_parameters):
+        variable.assign(value)
+    old = agent.policy(observations)
+    old_dist = tfd.Independent(tfd.Categorical(logits=tf.identity(old.distribution.logits)), 1)
+    for variable, value in zip(agent.policy.trainable_variables, current):
+        variable.assign(value)
+    actions = rollout.flat("actions")
+    ratio = np.exp(new.log_prob(actions).numpy() - old_dist.log_prob(actions).numpy())
+    return float(np.mean((ratio - 1.0) * advantages)), float(tf.reduce_mean(tfd.kl_divergence(old_dist, new)))
+
+
+def test_accepted_trpo_steps_improve_the_surrogate_within_the_kl_bound():
+    agent = tfpg.TRPO(seed=0, rollout_steps=256, max_kl=0.01)
+    accepted = 0
+    for _ in range(4):
+        rollout = agent.collect("CartPole-v1", 256)
+        before = _parameters(agent)
+        logs = agent.train_on_batch(rollout)
+        improvement, kl = _surrogate_and_kl(agent, rollout, before)
+        if logs["line_search_success"]:
+            accepted += 1
+            assert improvement > 0 and kl <= 0.01 + 1e-6
+            assert kl == pytest.approx(logs["kl"], rel=1e-3, abs=1e-7)
+    assert accepted >= 1
+
+
+class _RejectingTRPO(tfpg.TRPO):
+    """Moves the parameters to every candidate step but reports no improvement, so all are rejected."""
+
+    def _accept_step(self, evaluate):
+        def no_better(fraction):
+            improvement, kl = evaluate(fraction)
+            return -tf.abs(improvement) - 1.0, kl
+
+        return super()._accept_step(no_better)
+
+
+def test_a_rejected_step_leaves_the_parameters_bit_for_bit_unchanged():
+    agent = _RejectingTRPO(seed=0, rollout_steps=128)
+    rollout = agent.collect("CartPole-v1", 128)
+    before = _parameters(agent)
+    logs = agent.train_on_batch(rollout)
+    assert logs["line_search_success"] == 0.0 and logs["line_search_steps"] == 10
+    for old, new in zip(before, _parameters(agent)):
+        assert np.array_equal(old, new)
+
+
+def test_an_npg_step_has_quadratic_kl_delta():
+    agent = tfpg.NPG(seed=0, rollout_steps=256, max_kl=0.02, cg_damping=0.1)
+    rollout = agent.collect("CartPole-v1", 256)
+    before = _parameters(agent)
+    agent.train_on_batch(rollout)
+    variables = agent.policy.trainable_variables
+    step = flatten([tf.constant(v.numpy()) for v in variables]) - flatten([tf.constant(b) for b in before])
+    for variable, value in zip(variables, before):
+        variable.assign(value)
+    observations = tf.constant(rollout.flat("observations"))
+    old = agent.policy(observations)
+    old = tfd.Independent(tfd.Categorical(logits=tf.identity(old.distribution.logits)), 1)
+    kl_fn = lambda: tf.reduce_mean(tfd.kl_divergence(old, agent.policy(observations)))  # noqa: E731
+    # ½Δᵀ(F + λI)Δ = δ exactly for a CG iterate (its residual is orthogonal to it)
+    quadratic = 0.5 * float(tf.reduce_sum(step * fisher_vector_product(kl_fn, variables, step, 0.1)))
+    assert quadratic == pytest.approx(0.02, rel=2e-3)
