@@ -47,3 +47,10 @@ def test_natural_gradient_methods_solve_cartpole_within_150k_steps(algorithm):
     agent.fit("CartPole-v1", steps=146 * 1024, verbose=0)  # whole 1024-step batches within 150k
     assert agent.total_steps <= 150_000
     assert agent.evaluate("CartPole-v1", episodes=10)["mean_return"] >= 475
+
+
+def test_acktr_solves_cartpole_within_200k_steps():
+    agent = tfpg.ACKTR(seed=0, rollout_steps=256)
+    agent.fit("CartPole-v1", steps=781 * 256, verbose=0)  # whole batches within 200k
+    assert agent.total_steps <= 200_000
+    assert agent.evaluate("CartPole-v1", episodes=10)["mean_return"] >= 475

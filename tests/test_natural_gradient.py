@@ -164,3 +164,17 @@ def test_an_npg_step_has_quadratic_kl_delta():
     # ½Δᵀ(F + λI)Δ = δ exactly for a CG iterate (its residual is orthogonal to it)
     quadratic = 0.5 * float(tf.reduce_sum(step * fisher_vector_product(kl_fn, variables, step, 0.1)))
     assert quadratic == pytest.approx(0.02, rel=2e-3)
+
+
+def test_trust_region_value_step_lowers_the_loss_within_its_constraint():
+    agent = tfpg.TRPO(seed=0, rollout_steps=512, value_function="trust_region", value_max_kl=0.01)
+    rollout = agent.collect("CartPole-v1", 512)
+    observations = tf.constant(rollout.flat("observations"))
+    returns = rollout.flat("returns")
+    old_values = agent.value_model(observations).numpy()
+    logs = agent.train_on_batch(rollout)
+    new_values = agent.value_model(observations).numpy()
+    sigma2 = np.mean((old_values - returns) ** 2) + 1e-8
+    assert logs["value_step_accepted"] == 1.0
+    assert np.mean((new_values - returns) ** 2) < np.mean((old_values - returns) ** 2)
+    assert np.mean((new_values - old_values) ** 2) / (2 * sigma2) <= 0.01 + 1e-6

@@ -46,12 +46,15 @@ class A2C(OnPolicyAgent):
         self._build_optimizer(self.optimizer, self._variables)
         return {"optimizer": self.optimizer}
 
-    def _losses(self, batch: dict) -> tuple[tf.Tensor, dict]:
-        distribution = self.policy(batch["observations"])
+    def _losses(self, batch: dict, distribution=None, values=None) -> tuple[tf.Tensor, dict]:
+        """The A2C loss and its parts, from a forward pass of the batch (done here if not given)."""
+        if distribution is None:
+            distribution = self.policy(batch["observations"])
+            values = self.value_model(batch["observations"])
         log_probs = distribution.log_prob(batch["actions"])
         mask = batch["mask"]
         policy_loss = policy_gradient_loss(log_probs, batch["advantages"], mask)
-        critic_loss = value_loss(self.value_model(batch["observations"]), batch["returns"], mask)
+        critic_loss = value_loss(values, batch["returns"], mask)
         entropy = masked_mean(distribution.entropy(), mask)
         total = policy_loss + self.config.value_coef * critic_loss - self.config.entropy_coef * entropy
         return total, {"policy_loss": policy_loss, "value_loss": critic_loss, "entropy": entropy}

@@ -3,7 +3,8 @@
 from tfpg.optimizers.cg import conjugate_gradient
 from tfpg.optimizers.fisher import fisher_vector_product
 from tfpg.optimizers.flat import assign_flat, flat_gradient, flatten, unflatten
+from tfpg.optimizers.kfac import KFAC
 from tfpg.optimizers.line_search import backtracking_line_search
 
-__all__ = ["assign_flat", "backtracking_line_search", "conjugate_gradient", "fisher_vector_product",
+__all__ = ["KFAC", "assign_flat", "backtracking_line_search", "conjugate_gradient", "fisher_vector_product",
            "flat_gradient", "flatten", "unflatten"]

@@ -1,0 +1,184 @@
+"""K-FAC: Kronecker-factored natural-gradient steps for explicitly registered Dense layers."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+
+
+def _with_bias_column(inputs: tf.Tensor) -> tf.Tensor:
+    return tf.concat([inputs, tf.ones_like(inputs[:, :1])], axis=1)
+
+
+def damped_inverses(a: tf.Tensor, g: tf.Tensor, damping: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """(A + π√λ I)⁻¹ and (G + √λ/π I)⁻¹ with the π-correction π = sqrt((tr A / dim A) / (tr G / dim G)).
+
+    Splitting the Tikhonov damping λ this way keeps (A + π√λI) ⊗ (G + √λ/πI)
+    close to A ⊗ G + λI while balancing the two factors' scales. Computed from
+    eigendecompositions, so they stay symmetric positive definite.
+    """
+    a_scale = tf.linalg.trace(a) / tf.cast(tf.shape(a)[0], a.dtype)
+    g_scale = tf.linalg.trace(g) / tf.cast(tf.shape(g)[0], g.dtype)
+    pi = tf.sqrt(tf.maximum(a_scale, 1e-12) / tf.maximum(g_scale, 1e-12))
+    root = tf.sqrt(damping)
+
+    def inverse(matrix, shift):
+        values, vectors = tf.linalg.eigh(matrix)
+        values = tf.maximum(values, 0.0) + shift
+        return (vectors / values) @ tf.transpose(vectors)
+
+    return inverse(a, pi * root), inverse(g, root / pi)
+
+
+class KFAC(tf.Module):
+    """Kronecker-factored approximate curvature for Keras `Dense` layers.
+
+    For a registered layer s = a W + b, with ā = [a, 1] and g = ∂ log p(ỹ|x)/∂s
+    for targets ỹ SAMPLED from the model (the true Fisher), the Fisher block of
+    W̄ = [W; b] is approximated by A ⊗ G with A = E[ā āᵀ] and G = E[g gᵀ],
+    kept as exponential running averages in `tf.Variable`s. The natural
+    direction of a gradient ∇W̄ is Δ = (A + π√λI)⁻¹ ∇W̄ (G + √λ/πI)⁻¹, with the
+    inverses refreshed every `inverse_update_every` steps. The step
+    θ ← θ − η Δ uses η = min(η_max, sqrt(2δ / ΔᵀF̂Δ)), ΔᵀF̂Δ = Σ tr(Δᵀ A Δ G),
+    so the step's KL under the model stays near δ; optional momentum.
+
+    Variables outside registered layers (e.g. a Gaussian log-std) take their
+    plain gradient, scaled by the same η and counted in ΔᵀF̂Δ as Δᵀ∇.
+
+    Args:
+        layers: the Dense layers to precondition (built, without LoRA or quantisation).
+        variables: all variables to update (the registered layers' kernels and
+            biases among them).
+        learning_rate: η_max.
+        max_kl: δ of the trust-region scaling.
+        damping: λ.
+        decay: running-average decay of the factors.
+        inverse_update_every: steps between refreshes of the inverses.
+        momentum: momentum of the update (0 disables it).
+    """
+
+    def __init__(self, layers: Sequence, variables: Sequence, learning_rate: float = 0.25,
+                 max_kl: float = 0.002, damping: float = 0.01, decay: float = 0.99,
+                 inverse_update_every: int = 10, momentum: float = 0.0, name: str = "kfac"):
+        super().__init__(name=name)
+        self.layers = list(layers)
+        for layer in self.layers:
+            if type(layer) is not keras.layers.Dense:
+                raise ValueError(
+                    f"KFAC can only precondition keras.layers.Dense layers; got {type(layer).__name__} "
+                    f"({getattr(layer, 'name', layer)!r}). Register only Dense layers; other variables "
+                    f"are updated with their plain gradient."
+                )
+            if not layer.built or layer.bias is None or getattr(layer, "lora_enabled", False) \
+                    or getattr(layer, "quantization_mode", None):
+                raise ValueError(
+                    f"KFAC needs built Dense layers with a bias and without LoRA or quantisation; "
+                    f"{layer.name!r} is not one."
+                )
+        self.variables_to_update = list(variables)
+        self.learning_rate = learning_rate
+        self.max_kl = max_kl
+        self.damping = damping
+        self.decay = decay
+        self.inverse_update_every = inverse_update_every
+        self.momentum = momentum
+        registered = {id(v) for layer in self.layers for v in (layer.kernel, layer.bias)}
+        self.other_variables = [v for v in self.variables_to_update if id(v) not in registered]
+        self.steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps")
+        self.a_factors, self.g_factors, self.a_inverses, self.g_inverses = [], [], [], []
+        for layer in self.layers:
+            fan_in, fan_out = layer.kernel.shape
+            for store, size in ((self.a_factors, fan_in + 1), (self.g_factors, fan_out),
+                                (self.a_inverses, fan_in + 1), (self.g_inverses, fan_out)):
+                store.append(tf.Variable(tf.eye(size), trainable=False))
+        self.velocities = [tf.Variable(tf.zeros(v.shape), trainable=False) for v in self.variables_to_update]
+        self._records: dict[int, tuple[tf.Tensor, tf.Tensor]] = {}
+
+    @contextlib.contextmanager
+    def capture(self, tape: tf.GradientTape):
+        """Records each registered layer's inputs and a probe on its pre-activations during a forward pass.
+
+        Inside the context the layers compute s = a W + b + probe with a zero
+        probe watched by `tape`, so ∂L/∂probe = ∂L/∂s for any loss L.
+        """
+        self._records = {}
+        originals = {}
+        for layer in self.layers:
+            originals[id(layer)] = layer.__dict__.get("call")
+
+            def call(inputs, training=None, _layer=layer):
+                pre_activation = tf.matmul(inputs, _layer.kernel) + _layer.bias
+                probe = tf.zeros_like(pre_activation)
+                tape.watch(probe)
+                self._records[id(_layer)] = (inputs, probe)
+                outputs = pre_activation + probe
+                return _layer.activation(outputs) if _layer.activation is not None else outputs
+
+            object.__setattr__(layer, "call", call)
+        try:
+            yield self
+        finally:
+            for layer in self.layers:
+                if originals[id(layer)] is None:
+                    object.__delattr__(layer, "call")
+                else:
+                    object.__setattr__(layer, "call", originals[id(layer)])
+
+    def probes(self) -> list[tf.Tensor]:
+        """The probes recorded by the last `capture`, in layer order."""
+        return [self._records[id(layer)][1] for layer in self.layers]
+
+    def update_factors(self, probe_gradients: Sequence[tf.Tensor]) -> None:
+        """Folds A = E[ā āᵀ] and G = E[g gᵀ] of the last capture into the running averages.
+
+        Args:
+            probe_gradients: per-sample ∂/∂s of the SUMMED sampled log-likelihood
+                (row i is sample i's gradient), one per registered layer.
+        """
+        decay = tf.minimum(self.decay, tf.cast(self.steps, tf.float32) / (tf.cast(self.steps, tf.float32) + 1.0))
+        for layer, gradient, a_factor, g_factor in zip(self.layers, probe_gradients, self.a_factors,
+                                                       self.g_factors):
+            inputs = _with_bias_column(tf.cast(self._records[id(layer)][0], tf.float32))
+            count = tf.cast(tf.shape(inputs)[0], tf.float32)
+            a_factor.assign(decay * a_factor + (1.0 - decay) * tf.matmul(inputs, inputs, transpose_a=True) / count)
+            g_factor.assign(decay * g_factor + (1.0 - decay) * tf.matmul(gradient, gradient, transpose_a=True) / count)
+
+    def refresh_inverses(self) -> None:
+        """Recomputes the damped inverses from the current factors."""
+        for a_factor, g_factor, a_inverse, g_inverse in zip(self.a_factors, self.g_factors, self.a_inverses,
+                                                            self.g_inverses):
+            a_inv, g_inv = damped_inverses(a_factor, g_factor, self.damping)
+            a_inverse.assign(a_inv)
+            g_inverse.assign(g_inv)
+
+    def apply_gradients(self, gradients: Sequence[tf.Tensor]) -> dict:
+        """Preconditions `gradients` (aligned with `variables`), scales the step and applies it.
+
+        Returns:
+            `{"kfac_step_size": η, "kfac_quadratic_kl": ½η²ΔᵀF̂Δ}`.
+        """
+        if self.inverse_update_every > 0:
+            if self.steps % self.inverse_update_every == 0:
+                self.refresh_inverses()
+        by_id = {id(v): g for v, g in zip(self.variables_to_update, gradients)}
+        directions = {}
+        quadratic = tf.constant(0.0)
+        for layer, a_factor, g_factor, a_inverse, g_inverse in zip(
+                self.layers, self.a_factors, self.g_factors, self.a_inverses, self.g_inverses):
+            combined = tf.concat([by_id[id(layer.kernel)], by_id[id(layer.bias)][None, :]], axis=0)
+            direction = a_inverse @ combined @ g_inverse
+            quadratic += tf.linalg.trace(tf.transpose(direction) @ a_factor @ direction @ g_factor)
+            directions[id(layer.kernel)] = direction[:-1]
+            directions[id(layer.bias)] = direction[-1]
+        for variable in self.other_variables:
+            directions[id(variable)] = by_id[id(variable)]
+            quadratic += tf.reduce_sum(tf.square(by_id[id(variable)]))
+        step_size = tf.minimum(self.learning_rate, tf.sqrt(2.0 * self.max_kl / tf.maximum(quadratic, 1e-12)))
+        for variable, velocity in zip(self.variables_to_update, self.velocities):
+            velocity.assign(self.momentum * velocity + step_size * directions[id(variable)])
+            variable.assign_sub(velocity)
+        self.steps.assign_add(1)
+        return {"kfac_step_size": step_size, "kfac_quadratic_kl": 0.5 * step_size * step_size * quadratic}
