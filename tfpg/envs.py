@@ -29,6 +29,13 @@ def _unsupported(space: Any, role: str, supported: tuple[str, ...], why: str = "
     )
 
 
+def _check_box(space: spaces.Box, role: str, supported: tuple[str, ...], kind, kind_reason: str) -> None:
+    if not np.issubdtype(space.dtype, kind):
+        raise _unsupported(space, role, supported, kind_reason)
+    if int(np.prod(space.shape)) == 0:
+        raise _unsupported(space, role, supported, "empty shape")
+
+
 def describe_observation_space(space: Any) -> dict:
     """Returns a JSON-able description of a supported observation space.
 
@@ -37,10 +44,7 @@ def describe_observation_space(space: Any) -> dict:
             supported spaces.
     """
     if isinstance(space, spaces.Box):
-        if not np.issubdtype(space.dtype, np.number):
-            raise _unsupported(space, "observation", SUPPORTED_OBSERVATION_SPACES, "non-numeric dtype")
-        if int(np.prod(space.shape)) == 0:
-            raise _unsupported(space, "observation", SUPPORTED_OBSERVATION_SPACES, "empty shape")
+        _check_box(space, "observation", SUPPORTED_OBSERVATION_SPACES, np.number, "non-numeric dtype")
         return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype)}
     if isinstance(space, spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
@@ -55,10 +59,7 @@ def describe_action_space(space: Any) -> dict:
             supported spaces.
     """
     if isinstance(space, spaces.Box):
-        if not np.issubdtype(space.dtype, np.floating):
-            raise _unsupported(space, "action", SUPPORTED_ACTION_SPACES, "Box actions must be floating point")
-        if int(np.prod(space.shape)) == 0:
-            raise _unsupported(space, "action", SUPPORTED_ACTION_SPACES, "empty shape")
+        _check_box(space, "action", SUPPORTED_ACTION_SPACES, np.floating, "Box actions must be floating point")
         return {
             "type": "Box",
             "shape": list(space.shape),

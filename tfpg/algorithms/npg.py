@@ -12,8 +12,7 @@ from tfpg.agent import OnPolicyAgent
 from tfpg.config import AgentConfig, hparam
 from tfpg.losses import approximate_kl, masked_mean, value_loss
 from tfpg.minibatches import minibatch_epochs
-from tfpg.optimizers import (assign_flat, backtracking_line_search, conjugate_gradient, fisher_vector_product,
-                             flat_gradient, flatten)
+from tfpg.optimizers import backtracking_line_search, full_step, trust_region_step
 
 
 @dataclasses.dataclass
@@ -65,7 +64,6 @@ class NPG(OnPolicyAgent):
         config = self.config
         self._snapshot_policy()
         observations, actions, mask = batch["observations"], batch["actions"], batch["mask"]
-        variables = self.policy.trainable_variables
         old_distribution = self.old_policy(observations)
 
         def surrogate():
@@ -76,44 +74,28 @@ class NPG(OnPolicyAgent):
             return masked_mean(tfp.distributions.kl_divergence(old_distribution, self.policy(observations)),
                                mask)
 
-        with tf.GradientTape() as tape:
-            surrogate_before = surrogate()
-        gradient = flat_gradient(tape, surrogate_before, variables)
-        direction, cg_iterations, cg_residual = conjugate_gradient(
-            lambda v: fisher_vector_product(mean_kl, variables, v, config.cg_damping),
-            gradient, config.cg_iterations, config.cg_residual_tolerance,
-        )
-        step = tf.sqrt(2.0 * config.max_kl / (tf.reduce_sum(gradient * direction) + 1e-12)) * direction
-        theta_old = flatten(variables)
-
-        def evaluate(fraction):
-            assign_flat(variables, theta_old + fraction * step)
-            return surrogate() - surrogate_before, mean_kl()
-
-        accepted, fraction, tried, improvement, kl = self._accept_step(evaluate)
-        if not accepted:
-            assign_flat(variables, theta_old)
-            improvement, kl = tf.constant(0.0), tf.constant(0.0)
+        step = trust_region_step(surrogate, mean_kl, self.policy.trainable_variables, config.max_kl,
+                                 self._accept_step, config.cg_damping, config.cg_iterations,
+                                 config.cg_residual_tolerance)
         distribution = self.policy(observations)
         metrics = {
-            "policy_loss": -surrogate_before,
-            "surrogate_improvement": improvement,
-            "kl": kl,
+            "policy_loss": -step["objective_before"],
+            "surrogate_improvement": step["improvement"],
+            "kl": step["divergence"],
             "approx_kl": approximate_kl(batch["log_probs"], distribution.log_prob(actions), mask),
             "entropy": masked_mean(distribution.entropy(), mask),
-            "step_fraction": fraction,
-            "line_search_steps": tried,
-            "line_search_success": tf.cast(accepted, tf.float32),
-            "cg_iterations": cg_iterations,
-            "cg_residual": cg_residual,
+            "step_fraction": step["fraction"],
+            "line_search_steps": step["tried"],
+            "line_search_success": tf.cast(step["accepted"], tf.float32),
+            "cg_iterations": step["cg_iterations"],
+            "cg_residual": step["cg_residual"],
         }
         metrics.update(self._fit_value(batch))
         return metrics
 
     def _accept_step(self, evaluate):
-        """NPG takes the full natural step: returns (accepted, fraction, tried, improvement, kl)."""
-        improvement, kl = evaluate(tf.constant(1.0))
-        return tf.constant(True), tf.constant(1.0), tf.constant(1), improvement, kl
+        """NPG takes the full natural step."""
+        return full_step(evaluate)
 
     # ------------------------------------------------------------ value fit
     def _fit_value(self, batch: dict) -> dict:
@@ -138,31 +120,18 @@ class NPG(OnPolicyAgent):
     def _trust_region_value_step(self, batch: dict) -> dict:
         config = self.config
         observations, returns, mask = batch["observations"], batch["returns"], batch["mask"]
-        variables = self._value_variables
         old_values = tf.stop_gradient(self.value_model(observations))
         sigma2 = masked_mean(tf.square(old_values - returns), mask) + 1e-8
 
-        def loss():
-            return value_loss(self.value_model(observations), returns, mask)
+        def negative_loss():
+            return -value_loss(self.value_model(observations), returns, mask)
 
         def divergence():
             return masked_mean(tf.square(self.value_model(observations) - old_values), mask) / (2.0 * sigma2)
 
-        with tf.GradientTape() as tape:
-            loss_before = loss()
-        descent = -flat_gradient(tape, loss_before, variables)
-        direction, _, _ = conjugate_gradient(
-            lambda v: fisher_vector_product(divergence, variables, v, config.cg_damping),
-            descent, config.cg_iterations, config.cg_residual_tolerance,
+        step = trust_region_step(
+            negative_loss, divergence, self._value_variables, config.value_max_kl,
+            lambda evaluate: backtracking_line_search(evaluate, config.value_max_kl),
+            config.cg_damping, config.cg_iterations, config.cg_residual_tolerance,
         )
-        step = tf.sqrt(2.0 * config.value_max_kl / (tf.reduce_sum(descent * direction) + 1e-12)) * direction
-        phi_old = flatten(variables)
-
-        def evaluate(fraction):
-            assign_flat(variables, phi_old + fraction * step)
-            return loss_before - loss(), divergence()
-
-        accepted, _, _, _, _ = backtracking_line_search(evaluate, config.value_max_kl)
-        if not accepted:
-            assign_flat(variables, phi_old)
-        return {"value_loss": loss(), "value_step_accepted": tf.cast(accepted, tf.float32)}
+        return {"value_loss": -negative_loss(), "value_step_accepted": tf.cast(step["accepted"], tf.float32)}
