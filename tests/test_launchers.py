@@ -75,3 +75,48 @@ def test_interrupt_writes_a_final_checkpoint(tmp_path, sig):
     steps = int(tf.train.load_checkpoint(prefix).get_tensor("total_steps/.ATTRIBUTES/VARIABLE_VALUE"))
     assert steps >= 32
     assert int(read_csv(logdir / "progress.csv")[-1]["total_steps"]) <= steps
+
+
+def _start(logdir, *extra):
+    return subprocess.Popen(
+        [sys.executable, "-m", "tfpg.train", *TINY, "--steps=10000000", f"--logdir={logdir}", *extra],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for(path, timeout=120):
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert path.exists(), path
+
+
+def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint_and_resume_continues(tmp_path):
+    logdir = tmp_path / "run"
+    process = _start(logdir, "--checkpoint_seconds=0.5")
+    _wait_for(logdir / "checkpoints" / "checkpoint")
+    time.sleep(2.0)
+    process.kill()
+    process.communicate(timeout=60)
+    prefix = tf.train.latest_checkpoint(str(logdir / "checkpoints"))
+    saved = int(tf.train.load_checkpoint(prefix).get_tensor("total_steps/.ATTRIBUTES/VARIABLE_VALUE"))
+    rows = read_csv(logdir / "progress.csv")
+    assert saved >= 32 and int(rows[-1]["total_steps"]) >= saved
+    resumed = run(["-m", "tfpg.train", "--env=CartPole-v1", "--num_envs=2", "--eval_episodes=1", "--verbose=0",
+                   f"--steps={saved + 64}", "--resume", f"--logdir={logdir}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert int(read_csv(logdir / "progress.csv")[-1]["total_steps"]) == saved + 64
+
+
+def test_a_second_launch_on_a_live_run_is_refused_and_a_dead_one_does_not_hold_the_lock(tmp_path):
+    logdir = tmp_path / "run"
+    first = _start(logdir, "--checkpoint_seconds=0.5")
+    _wait_for(logdir / "checkpoints" / "checkpoint")
+    second = run(["-m", "tfpg.train", "--env=CartPole-v1", "--steps=64", "--resume", f"--logdir={logdir}"])
+    assert second.returncode != 0
+    assert f"in use by another tfpg.train process (pid {first.pid})" in second.stderr
+    first.kill()
+    first.communicate(timeout=60)
+    third = run(["-m", "tfpg.train", "--env=CartPole-v1", "--num_envs=2", "--eval_episodes=1", "--verbose=0",
+                 "--steps=64", "--resume", f"--logdir={logdir}"])
+    assert third.returncode == 0, third.stderr[-3000:]

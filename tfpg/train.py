@@ -11,6 +11,7 @@ not have are refused. SIGINT and SIGTERM write a checkpoint before exiting.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -79,6 +80,26 @@ def _prepare_agent(checkpoints: str):
         raise app.UsageError(str(error)) from None
 
 
+def _lock_logdir(logdir: str):
+    """Takes an exclusive lock on the run directory; the OS releases it when the process dies."""
+    handle = open(os.path.join(logdir, ".lock"), "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise app.UsageError(
+            f"{logdir!r} is in use by another tfpg.train process (pid {owner}). Wait for it to finish, "
+            f"stop it, or choose another --logdir."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -90,8 +111,12 @@ def main(argv):
         absl_logging.set_verbosity(absl_logging.WARNING)
     logdir = os.path.abspath(FLAGS.logdir)
     checkpoints = os.path.join(logdir, "checkpoints")
+    # Held (and released by the OS on any exit) for the whole run; taken before an existing run is
+    # read, since its writer may be rotating checkpoints.
+    lock = _lock_logdir(logdir) if os.path.isdir(logdir) else None
     agent = _prepare_agent(checkpoints)
     os.makedirs(logdir, exist_ok=True)
+    lock = lock or _lock_logdir(logdir)
     csv_path = os.path.join(logdir, "progress.csv")
     plot_path = os.path.join(logdir, "learning_curve.png")
     callbacks = [
@@ -129,6 +154,7 @@ def main(argv):
     print(f"Learning curve:      {plot_path}")
     print(f"Evaluation:          {os.path.join(logdir, 'evaluation.json')}")
     print(f"Run it:  python -m tfpg.evaluate --policy={policy_path} --env={FLAGS.env}")
+    lock.close()
 
 
 def run():
