@@ -125,3 +125,14 @@ def test_bad_step_counts_are_refused():
     for steps in (0, -5, 2.5):
         with pytest.raises(ValueError, match="steps must be a positive integer"):
             agent.fit("CartPole-v1", steps=steps, verbose=0)
+
+
+def test_asynchronous_env_copies_collect_the_same_batches_as_synchronous_ones():
+    rollouts = []
+    for asynchronous in (False, True):
+        agent = tfpg.A2C(seed=3, rollout_steps=16)
+        agent.fit("CartPole-v1", steps=16 * 2, num_envs=2, asynchronous=asynchronous, verbose=0)
+        rollouts.append(agent.collect("CartPole-v1", 32))
+        agent.close()
+    np.testing.assert_array_equal(rollouts[0].observations, rollouts[1].observations)
+    np.testing.assert_array_equal(rollouts[0].actions, rollouts[1].actions)
