@@ -56,27 +56,6 @@ def test_invalid_flags_exit_with_a_usage_message_and_write_nothing(tmp_path, fla
     assert not logdir.exists()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_writes_a_final_checkpoint(tmp_path, sig):
-    logdir = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tfpg.train", *TINY, "--steps=10000000", "--checkpoint_seconds=1000",
-         f"--logdir={logdir}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.time() + 120
-    while not (logdir / "progress.csv").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)
-    process.send_signal(sig)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr[-3000:]
-    prefix = tf.train.latest_checkpoint(str(logdir / "checkpoints"))
-    assert prefix is not None
-    steps = int(tf.train.load_checkpoint(prefix).get_tensor("total_steps/.ATTRIBUTES/VARIABLE_VALUE"))
-    assert steps >= 32
-    assert int(read_csv(logdir / "progress.csv")[-1]["total_steps"]) <= steps
-
-
 def _start(logdir, *extra):
     return subprocess.Popen(
         [sys.executable, "-m", "tfpg.train", *TINY, "--steps=10000000", f"--logdir={logdir}", *extra],
@@ -91,9 +70,38 @@ def _wait_for(path, timeout=120):
     assert path.exists(), path
 
 
-def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint_and_resume_continues(tmp_path):
+@pytest.fixture
+def processes():
+    """Launched training processes; any still running at the end of a test are killed."""
+    started = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_writes_a_final_checkpoint(tmp_path, sig, processes):
+    logdir = tmp_path / "run"
+    process = _start(logdir, "--checkpoint_seconds=1000")
+    processes.append(process)
+    _wait_for(logdir / "progress.csv")
+    time.sleep(1.0)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    prefix = tf.train.latest_checkpoint(str(logdir / "checkpoints"))
+    assert prefix is not None
+    steps = int(tf.train.load_checkpoint(prefix).get_tensor("total_steps/.ATTRIBUTES/VARIABLE_VALUE"))
+    assert steps >= 32
+    assert int(read_csv(logdir / "progress.csv")[-1]["total_steps"]) <= steps
+
+
+def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint_and_resume_continues(tmp_path, processes):
     logdir = tmp_path / "run"
     process = _start(logdir, "--checkpoint_seconds=0.5")
+    processes.append(process)
     _wait_for(logdir / "checkpoints" / "checkpoint")
     time.sleep(2.0)
     process.kill()
@@ -108,9 +116,10 @@ def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint_and_resume_co
     assert int(read_csv(logdir / "progress.csv")[-1]["total_steps"]) == saved + 64
 
 
-def test_a_second_launch_on_a_live_run_is_refused_and_a_dead_one_does_not_hold_the_lock(tmp_path):
+def test_a_second_launch_on_a_live_run_is_refused_and_a_dead_one_does_not_hold_the_lock(tmp_path, processes):
     logdir = tmp_path / "run"
     first = _start(logdir, "--checkpoint_seconds=0.5")
+    processes.append(first)
     _wait_for(logdir / "checkpoints" / "checkpoint")
     second = run(["-m", "tfpg.train", "--env=CartPole-v1", "--steps=64", "--resume", f"--logdir={logdir}"])
     assert second.returncode != 0

@@ -125,7 +125,9 @@ def main(argv):
         tfpg_callbacks.CSVLogger(csv_path),
         tfpg_callbacks.TensorBoard(os.path.join(logdir, "tensorboard")),
     ]
+    # Installed explicitly: a process started in the background may inherit SIGINT as ignored.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
     remaining = FLAGS.steps - agent.total_steps
     try:
         if remaining > 0:
