@@ -20,6 +20,7 @@ class NPGConfig(AgentConfig):
     """Natural-gradient hyperparameters (shared by NPG and TRPO)."""
 
     rollout_steps: int = hparam(1024, "Environment steps per env copy in each batch.", low=1)
+    scale_rewards: bool = hparam(True, "Divide rewards by the running std of the discounted return.")
     max_kl: float = hparam(0.01, "δ: the step is scaled so that ½ΔᵀFΔ = δ.", low=0.0, low_open=True)
     cg_iterations: int = hparam(10, "Conjugate-gradient iterations for F⁻¹g.", low=1)
     cg_damping: float = hparam(0.1, "λ of the damped Fisher F + λI.", low=0.0)
