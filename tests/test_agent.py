@@ -136,3 +136,36 @@ def test_asynchronous_env_copies_collect_the_same_batches_as_synchronous_ones():
         agent.close()
     np.testing.assert_array_equal(rollouts[0].observations, rollouts[1].observations)
     np.testing.assert_array_equal(rollouts[0].actions, rollouts[1].actions)
+
+
+class _NaNRewardEnv(gym.Wrapper):
+    def __init__(self, env, at):
+        super().__init__(env)
+        self.at, self.count = at, 0
+
+    def step(self, action):
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self.count += 1
+        return observation, (float("nan") if self.count == self.at else reward), terminated, truncated, info
+
+
+def test_non_finite_env_data_stops_collection_naming_what_and_where():
+    agent = tfpg.A2C(seed=0)
+    with pytest.raises(tfpg.NonFiniteError, match="non-finite reward in env copy 0 at env step 4"):
+        agent.collect(_NaNRewardEnv(gym.make("CartPole-v1"), at=5), 8)
+    assert agent.total_steps == 0
+
+
+def test_a_non_finite_update_is_undone_and_reported():
+    agent = tfpg.PPO(seed=0, rollout_steps=64, minibatch_size=32)
+    rollout = agent.collect("CartPole-v1", 64)
+    agent.train_on_batch(rollout)
+    state = [v.numpy().copy() for v in agent._training_state()]
+    rollout.advantages[3, 0] = np.inf
+    agent.config.normalize_advantages = False
+    with pytest.raises(tfpg.NonFiniteError, match="non-finite values in: .*policy_loss"):
+        agent.train_on_batch(rollout)
+    after = [v.numpy() for v in agent._training_state()]
+    assert len(state) > 10  # networks, Adam moments and the iteration counter of the optimizer...
+    for old, new in zip(state, after):
+        assert np.array_equal(old, new)

@@ -25,6 +25,7 @@ import tensorflow as tf
 from tfpg import callbacks as callbacks_module
 from tfpg import checkpoint as checkpoint_module
 from tfpg.config import AgentConfig
+from tfpg.errors import NonFiniteError
 from tfpg.envs import (EnvLike, describe_action_space, describe_observation_space, make_vector_env,
                        to_env_actions)
 from tfpg.networks import PolicyNetwork, ValueNetwork, action_dtype, observation_dtype
@@ -127,6 +128,7 @@ class OnPolicyAgent:
         self.iterations_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
         self._metadata = tf.Variable(self._metadata_json(), dtype=tf.string, trainable=False)
         optimizer_state = self._build_training()
+        self._checkpoint_extras = optimizer_state
         self._checkpoint = tf.train.Checkpoint(
             policy=self.policy,
             value_model=self.value_model,
@@ -152,7 +154,7 @@ class OnPolicyAgent:
             "actions": action_spec,
             **{k: tf.TensorSpec((None,), tf.float32) for k in _BATCH_FIELDS[2:]},
         }
-        self._train_step = tf.function(self._update, input_signature=[batch_spec])
+        self._train_step = tf.function(self._transactional_update, input_signature=[batch_spec])
         self.built = True
 
     def _metadata_json(self) -> str:
@@ -222,6 +224,28 @@ class OnPolicyAgent:
         optimizer.build(variables)
 
     # ------------------------------------------------------------- compiled parts
+    def _training_state(self) -> list:
+        """Every variable an update may write: networks, optimizer slots and counters, algorithm state."""
+        variables = {}
+        for trackable in [self.policy, self.value_model, *self._checkpoint_extras.values()]:
+            for variable in getattr(trackable, "variables", [trackable] if isinstance(trackable, tf.Variable) else []):
+                variables.setdefault(id(variable), variable)
+        return list(variables.values())
+
+    def _transactional_update(self, batch: dict) -> dict:
+        """`_update`, undone if any metric or written variable comes out NaN or infinite."""
+        state = self._training_state()
+        before = [tf.identity(v) for v in state]
+        metrics = self._update(batch)
+        checks = [tf.reduce_all(tf.math.is_finite(tf.cast(value, tf.float32))) for value in metrics.values()]
+        checks += [tf.reduce_all(tf.math.is_finite(v)) for v in state if tf.as_dtype(v.dtype).is_floating]
+        finite = tf.reduce_all(tf.stack(checks))
+        if not finite:
+            for variable, value in zip(state, before):
+                variable.assign(value)
+        metrics["all_finite"] = finite
+        return metrics
+
     def _sample(self, observations):
         seed = tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32)
         return self.policy(observations).sample(seed=seed)
@@ -290,7 +314,7 @@ class OnPolicyAgent:
                 f"steps={steps} is smaller than the number of env copies ({collector.num_envs}); "
                 f"every copy takes at least one step, so pass steps >= {collector.num_envs}."
             )
-        transitions = collector.collect(steps // collector.num_envs, self._act_numpy)
+        transitions = collector.collect(steps // collector.num_envs, self._act_numpy, self.total_steps)
         self._normalize_fn(self._as_model_input(self._flat(transitions.observations)))
         rollout = self._evaluate_transitions(transitions)
         self.total_steps_variable.assign_add(rollout.num_steps)
@@ -391,6 +415,14 @@ class OnPolicyAgent:
         }
         self._before_update()
         metrics = {k: float(v) for k, v in self._train_step(tensors).items()}
+        if not metrics.pop("all_finite"):
+            bad = sorted(k for k, v in metrics.items() if not np.isfinite(v)) or ["parameters"]
+            raise NonFiniteError(
+                f"The update at iteration {self.iterations} (after {self.total_steps} env steps) produced "
+                f"non-finite values in: {', '.join(bad)}. The update was undone: parameters, optimizer "
+                f"state and statistics are as before it, and no checkpoint was written. Lower the learning "
+                f"rate or the trust region, or check the rewards' scale."
+            )
         self.iterations_variable.assign_add(1)
         if getattr(self, "optimizer", None) is not None:
             metrics["learning_rate"] = float(self.optimizer.learning_rate.numpy())

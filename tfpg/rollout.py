@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from tfpg.envs import ActionAdapter
+from tfpg.errors import NonFiniteError
 
 
 @dataclasses.dataclass
@@ -97,12 +98,17 @@ class Collector:
         self.episode_return = np.zeros(self.num_envs, np.float64)
         self.episode_length = np.zeros(self.num_envs, np.int64)
 
-    def collect(self, steps_per_env: int, act: Callable[[np.ndarray], np.ndarray]) -> Transitions:
+    def collect(self, steps_per_env: int, act: Callable[[np.ndarray], np.ndarray],
+                first_step: int = 0) -> Transitions:
         """Takes `steps_per_env` steps in every copy.
 
         Args:
             steps_per_env: T.
             act: maps a `[N, *obs_shape]` batch to `[N, A]` flat actions.
+            first_step: the env-step count before this batch, for error messages.
+
+        Raises:
+            NonFiniteError: the env returned a NaN or infinite observation or reward.
 
         Returns:
             The `Transitions`; `final_observations[t, i]` holds the true final
@@ -121,6 +127,8 @@ class Collector:
         for t in range(steps_per_env):
             flat_actions = act(self.observations)
             next_observations, reward, term, trunc, infos = step(self.to_env_actions(flat_actions))
+            if not (np.isfinite(reward).all() and np.isfinite(next_observations).all()):
+                self._raise_non_finite(first_step + t * self.num_envs, reward, next_observations)
             observations.append(self.observations)
             actions.append(flat_actions)
             rewards[t], terminated[t], truncated[t] = reward, term, trunc
@@ -149,6 +157,16 @@ class Collector:
             episode_returns=episode_returns,
             episode_lengths=episode_lengths,
             seconds=time.perf_counter() - start,
+        )
+
+    def _raise_non_finite(self, step: int, reward: np.ndarray, observations: np.ndarray) -> None:
+        what = "reward" if not np.isfinite(reward).all() else "observation"
+        values = reward if what == "reward" else observations.reshape(self.num_envs, -1)
+        bad = np.flatnonzero(~np.isfinite(values).reshape(self.num_envs, -1).all(axis=1))
+        raise NonFiniteError(
+            f"The env returned a non-finite {what} in env copy {', '.join(map(str, bad))} at env step "
+            f"{step}. Nothing from this batch was used; fix or wrap the environment (e.g. clip or replace "
+            f"invalid values) before training."
         )
 
     def close(self) -> None:

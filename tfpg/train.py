@@ -24,6 +24,7 @@ import tfpg
 from tfpg import callbacks as tfpg_callbacks
 from tfpg.checkpoint import load, resolve
 from tfpg.envs import check_env_id
+from tfpg.errors import NonFiniteError
 from tfpg.flags import define_hyperparameter_flags, hyperparameters_from_flags
 from tfpg.plotting import plot_learning_curve
 
@@ -139,6 +140,11 @@ def main(argv):
               f"Continue with --resume --logdir={FLAGS.logdir}.", file=sys.stderr)
         agent.close()
         sys.exit(130)
+    except NonFiniteError as error:
+        agent.close()
+        print(f"\nTraining stopped: {error}\nThe newest checkpoint in {checkpoints} is the last good state.",
+              file=sys.stderr)
+        sys.exit(1)
     agent.close()
     result = agent.evaluate(FLAGS.env, episodes=FLAGS.eval_episodes)
     policy_path = agent.export(os.path.join(logdir, "policy"))
