@@ -15,8 +15,11 @@ $(INSTALLED): pyproject.toml setup.cfg | $(BIN)/python
 
 install: $(INSTALLED)
 
+DEMO_LOGDIR := runs/demo-$(shell date +%Y%m%d-%H%M%S)
+
 demo: $(INSTALLED)
-	$(BIN)/python -m tfpg.train --logdir=runs/demo
+	$(BIN)/python -m tfpg.train --logdir=$(DEMO_LOGDIR)
+	$(BIN)/python -m tfpg.evaluate --policy=$(DEMO_LOGDIR)/policy --env=CartPole-v1 --episodes=5
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q
