@@ -169,3 +169,19 @@ def test_a_non_finite_update_is_undone_and_reported():
     assert len(state) > 10  # networks, Adam moments and the iteration counter of the optimizer...
     for old, new in zip(state, after):
         assert np.array_equal(old, new)
+
+
+def test_fit_with_other_env_copies_rebuilds_the_vector_env_and_collect_reuses_it():
+    agent = tfpg.A2C(seed=0, rollout_steps=4)
+    agent.collect("CartPole-v1", 4)
+    assert agent._collector.num_envs == 1
+    agent.fit("CartPole-v1", steps=16, num_envs=4, verbose=0)
+    assert agent._collector.num_envs == 4
+    assert agent.collect("CartPole-v1", 8).observations.shape[:2] == (2, 4)
+
+
+@pytest.mark.parametrize("algorithm", [tfpg.NPG, tfpg.TRPO, tfpg.ACKTR])
+def test_trust_region_methods_refuse_shared_networks(algorithm):
+    agent = algorithm(shared_network=True)
+    with pytest.raises(ValueError, match="shared_network=False"):
+        agent.build(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2))

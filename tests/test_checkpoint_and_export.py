@@ -133,3 +133,15 @@ def test_export_works_with_saved_model_cli_and_replaces_atomically(tmp_path):
     (tmp_path / "notes").mkdir()
     with pytest.raises(ValueError, match="not a SavedModel"):
         agent.export(str(tmp_path / "notes"))
+
+
+def test_save_refuses_a_directory_holding_another_run_of_the_same_algorithm(tmp_path):
+    first = tfpg.A2C(seed=0, rollout_steps=8)
+    first.fit("CartPole-v1", steps=8, verbose=0)
+    first.save(str(tmp_path))
+    before = sorted(os.listdir(tmp_path))
+    other = tfpg.A2C(seed=1, rollout_steps=8)
+    other.fit("CartPole-v1", steps=8, verbose=0)
+    with pytest.raises(ValueError, match="holds checkpoints of another run"):
+        other.save(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == before

@@ -273,9 +273,14 @@ class OnPolicyAgent:
         return int(self.iterations_variable.numpy()) if self.built else 0
 
     # --------------------------------------------------------------- collection
-    def _vector_env(self, env: EnvLike, num_envs: int = 1, asynchronous: bool = False) -> Collector:
-        if self._collector is not None and self._collector_source is env:
+    def _vector_env(self, env: EnvLike, num_envs: int | None = None,
+                    asynchronous: bool | None = None) -> Collector:
+        """The collector of `env`, reused while `env` (and the copies asked for, if any) are the same."""
+        if self._collector is not None and self._collector_source is env \
+                and num_envs in (None, self._collector.num_envs) \
+                and asynchronous in (None, self._collector_asynchronous):
             return self._collector
+        num_envs, asynchronous = num_envs or 1, bool(asynchronous)
         vector_env = make_vector_env(env, num_envs=num_envs, asynchronous=asynchronous)
         try:
             self.build(vector_env.single_observation_space, vector_env.single_action_space)
@@ -287,6 +292,7 @@ class OnPolicyAgent:
         seed = self.seed + 1000 * self.iterations
         self._collector = Collector(vector_env, self.action_description, seed)
         self._collector_source = env
+        self._collector_asynchronous = asynchronous
         self._owns_env = vector_env is not env
         self._reward_return = np.zeros(vector_env.num_envs, np.float64)
         return self._collector
@@ -419,9 +425,10 @@ class OnPolicyAgent:
             bad = sorted(k for k, v in metrics.items() if not np.isfinite(v)) or ["parameters"]
             raise NonFiniteError(
                 f"The update at iteration {self.iterations} (after {self.total_steps} env steps) produced "
-                f"non-finite values in: {', '.join(bad)}. The update was undone: parameters, optimizer "
-                f"state and statistics are as before it, and no checkpoint was written. Lower the learning "
-                f"rate or the trust region, or check the rewards' scale."
+                f"non-finite values in: {', '.join(bad)}. The update was undone: parameters and optimizer "
+                f"state are as before it (the observation statistics and step counter include the batch), "
+                f"and no checkpoint was written. Lower the learning rate or the trust region, or check the "
+                f"rewards' scale."
             )
         self.iterations_variable.assign_add(1)
         if getattr(self, "optimizer", None) is not None:

@@ -138,9 +138,21 @@ class CSVLogger(Callback):
         self.columns = None
 
     def on_train_begin(self, logs=None):
-        if os.path.exists(self.filename) and os.path.getsize(self.filename) > 0:
-            with open(self.filename, newline="") as file:
-                self.columns = next(csv.reader(file), None)
+        """Continues an existing log, dropping rows newer than the agent (left by a killed run)."""
+        if not (os.path.exists(self.filename) and os.path.getsize(self.filename) > 0):
+            return
+        with open(self.filename, newline="") as file:
+            rows = list(csv.reader(file))
+        self.columns = rows[0]
+        if "total_steps" not in self.columns:
+            return
+        column = self.columns.index("total_steps")
+        kept = [row for row in rows[1:] if row and float(row[column]) <= self.agent.total_steps]
+        if len(kept) != len(rows) - 1:
+            staging = f"{self.filename}.partial"
+            with open(staging, "w", newline="") as file:
+                csv.writer(file).writerows([self.columns, *kept])
+            os.replace(staging, self.filename)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: v for k, v in (logs or {}).items() if _is_number(v)}

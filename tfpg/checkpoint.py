@@ -73,7 +73,7 @@ def check_compatible(metadata: dict, agent, prefix: str) -> None:
     keys = ("algorithm", "observation_space", "action_space")
     held = {k: metadata[k] for k in keys}
     wanted = {k: expected[k] for k in keys}
-    for name in ("hidden_sizes", "activation"):
+    for name in ("hidden_sizes", "activation", "normalize_observations", "shared_network"):
         held[name] = metadata["config"].get(name)
         wanted[name] = expected["config"].get(name)
     if held != wanted:
@@ -96,7 +96,15 @@ def save(agent, directory: str, max_to_keep: int = 3) -> str:
     if manager is None:
         existing = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
         if existing is not None:
-            check_compatible(read_metadata(existing), agent, existing)
+            held = read_metadata(existing)
+            check_compatible(held, agent, existing)
+            mine = json.loads(agent._metadata_json())
+            if (held["seed"], held["config"]) != (mine["seed"], mine["config"]):
+                raise ValueError(
+                    f"{directory!r} holds checkpoints of another run (seed {held['seed']}, hyperparameters "
+                    f"{held['config']}); refusing to write into it. Save into a new directory, or restore "
+                    f"that run with tfpg.load to continue it."
+                )
         manager = tf.train.CheckpointManager(agent._checkpoint, directory, max_to_keep=max_to_keep)
         agent._managers[directory] = manager
     return manager.save(checkpoint_number=agent.total_steps)

@@ -168,7 +168,11 @@ def export_policy(agent, path: str) -> str:
         if os.path.exists(path):
             retired = f"{path}.old-{os.getpid()}"
             os.replace(path, retired)
-            os.replace(staging, path)
+            try:
+                os.replace(staging, path)
+            except BaseException:
+                os.replace(retired, path)
+                raise
             shutil.rmtree(retired, ignore_errors=True)
         else:
             os.replace(staging, path)

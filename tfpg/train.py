@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 
+import tensorflow as tf
 from absl import app, flags
 from absl import logging as absl_logging
 
@@ -71,7 +72,8 @@ def _prepare_agent(checkpoints: str):
         if agent.name != FLAGS.algo and FLAGS["algo"].present:
             raise app.UsageError(f"--algo={FLAGS.algo} but the run in {FLAGS.logdir!r} is {agent.name}.")
         return agent
-    if os.path.isdir(checkpoints) and os.listdir(checkpoints):
+    if (os.path.isdir(checkpoints) and os.listdir(checkpoints)) or \
+            os.path.exists(os.path.join(FLAGS.logdir, "progress.csv")):
         raise app.UsageError(
             f"{FLAGS.logdir!r} already holds a run. Pass --resume to continue it, or choose a new --logdir."
         )
@@ -101,8 +103,28 @@ def _lock_logdir(logdir: str):
     return handle
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+class _StopOnSignal(tfpg_callbacks.Callback):
+    """Ends training at the next iteration boundary after SIGINT/SIGTERM; a second signal aborts at once.
+
+    Stopping at a boundary means the final checkpoint (written by the Checkpoint callback at the end
+    of `fit`) never holds a batch counted but not trained on.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.received = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            # Installed explicitly: a process started in the background may inherit SIGINT as ignored.
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt(f"second signal {signum}")
+        self.received = signum
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.received is not None:
+            self.agent.stop_training = True
 
 
 def main(argv):
@@ -120,25 +142,23 @@ def main(argv):
     lock = lock or _lock_logdir(logdir)
     csv_path = os.path.join(logdir, "progress.csv")
     plot_path = os.path.join(logdir, "learning_curve.png")
+    stop_on_signal = _StopOnSignal()
     callbacks = [
+        stop_on_signal,
         tfpg_callbacks.Checkpoint(checkpoints, every=None, seconds=FLAGS.checkpoint_seconds,
                                   max_to_keep=FLAGS.keep_checkpoints),
         tfpg_callbacks.CSVLogger(csv_path),
         tfpg_callbacks.TensorBoard(os.path.join(logdir, "tensorboard")),
     ]
-    # Installed explicitly: a process started in the background may inherit SIGINT as ignored.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGINT, _raise_interrupt)
     remaining = FLAGS.steps - agent.total_steps
     try:
         if remaining > 0:
             agent.fit(FLAGS.env, remaining, num_envs=FLAGS.num_envs, asynchronous=FLAGS.async_envs,
                       callbacks=callbacks, verbose=FLAGS.verbose)
     except KeyboardInterrupt:
-        saved = agent.save(checkpoints, max_to_keep=FLAGS.keep_checkpoints)
-        print(f"\nInterrupted at {agent.total_steps} steps; checkpoint written to {saved}. "
-              f"Continue with --resume --logdir={FLAGS.logdir}.", file=sys.stderr)
         agent.close()
+        print(f"\nAborted by a second signal; the newest checkpoint in {checkpoints} is kept. "
+              f"Continue with --resume --logdir={FLAGS.logdir}.", file=sys.stderr)
         sys.exit(130)
     except NonFiniteError as error:
         agent.close()
@@ -146,6 +166,11 @@ def main(argv):
               file=sys.stderr)
         sys.exit(1)
     agent.close()
+    if stop_on_signal.received is not None:
+        print(f"\nInterrupted at {agent.total_steps} steps; checkpoint written to "
+              f"{tf.train.latest_checkpoint(checkpoints)}. Continue with --resume --logdir={FLAGS.logdir}.",
+              file=sys.stderr)
+        sys.exit(130)
     result = agent.evaluate(FLAGS.env, episodes=FLAGS.eval_episodes)
     policy_path = agent.export(os.path.join(logdir, "policy"))
     with open(os.path.join(logdir, "evaluation.json"), "w") as file:

@@ -27,6 +27,8 @@ class ACKTRConfig(A2CConfig):
     kfac_inverse_every: int = hparam(10, "Updates between refreshes of the factor inverses.", low=1)
     momentum: float = hparam(0.0, "Momentum of the K-FAC step (>0 lets a step exceed the KL bound).",
                              low=0.0, high=1.0)
+    max_grad_norm: float = hparam(0.0, "Global gradient-norm clip before preconditioning; 0 disables it.",
+                                  low=0.0)
     value_fisher_coef: float = hparam(1.0, "Weight of the critic's Gauss-Newton Fisher loss.", low=0.0)
 
 
@@ -48,6 +50,8 @@ class ACKTR(A2C):
         config = self.config
         if config.shared_network:
             raise ValueError("ACKTR needs separate policy and value networks: set shared_network=False.")
+        if config.learning_rate_decay_steps:
+            raise ValueError("ACKTR scales every step by its KL bound; learning_rate_decay_steps must be 0.")
         layers = [*self.policy.hidden, self.policy.head.projection, *self.value_model.hidden,
                   self.value_model.output_layer]
         self._variables = self._trainable_variables()
@@ -71,6 +75,8 @@ class ACKTR(A2C):
         self.kfac.update_factors(tape.gradient(fisher_loss, self.kfac.probes()))
         del tape
         metrics["grad_norm"] = tf.linalg.global_norm(gradients)
+        if self.config.max_grad_norm > 0:
+            gradients, _ = tf.clip_by_global_norm(gradients, self.config.max_grad_norm, metrics["grad_norm"])
         metrics.update(self.kfac.apply_gradients(gradients))
         new_log_probs = self.policy(batch["observations"]).log_prob(batch["actions"])
         metrics["approx_kl"] = approximate_kl(batch["log_probs"], new_log_probs, batch["mask"])

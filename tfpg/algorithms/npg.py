@@ -54,6 +54,9 @@ class NPG(OnPolicyAgent):
     config_class = NPGConfig
 
     def _build_training(self) -> dict:
+        if self.config.shared_network:
+            raise ValueError(f"{type(self).__name__} needs separate policy and value networks (the value "
+                             f"fit would move the policy outside its trust region): set shared_network=False.")
         self._build_policy_snapshot()
         self.optimizer = keras.optimizers.Adam(self.config.learning_rate)
         self._value_variables = self.value_model.trainable_variables
