@@ -18,6 +18,7 @@ def test_collect_is_time_major_and_bootstraps_truncations_from_the_true_final_ob
     np.testing.assert_array_equal(rollout.observations[:, 0, 0], [0, 1, 2, 0, 1, 2, 0])
     np.testing.assert_array_equal(rollout.truncated[:, 0], [0, 0, 1, 0, 0, 1, 0])
     assert not rollout.terminated.any()
+    assert rollout.episode_returns == [3.0, 3.0] and rollout.episode_lengths == [3, 3]
     value = lambda x: float(agent.value_model(tf.constant([[x]], tf.float32))[0])  # noqa: E731
     # the successor of a truncated step is the final observation [3], not the reset [0]
     assert rollout.next_values[2, 0] == pytest.approx(value(3.0), rel=1e-5)

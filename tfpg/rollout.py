@@ -140,10 +140,10 @@ class Collector:
                 final = np.array(next_observations, copy=True)
                 for i in np.flatnonzero(done):
                     final[i] = infos["final_obs"][i]
-                if not np.isfinite(final).all():
-                    self._raise_non_finite(first_step + t * self.num_envs, reward, final)
                     episode_returns.append(float(self.episode_return[i]))
                     episode_lengths.append(int(self.episode_length[i]))
+                if not np.isfinite(final).all():
+                    self._raise_non_finite(first_step + t * self.num_envs, reward, final)
                 self.episode_return[done] = 0.0
                 self.episode_length[done] = 0
             finals.append(final)
