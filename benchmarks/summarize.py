@@ -58,10 +58,9 @@ def main(argv):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        figure, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
-        for axis, env in zip(axes[0], envs):
-            if not curves[env]:
-                continue
+        finished = [env for env in envs if curves[env]]
+        figure, axes = plt.subplots(1, len(finished), figsize=(5 * len(finished), 3.6), squeeze=False)
+        for axis, env in zip(axes[0], finished):
             grid = np.linspace(0, min(c[0][-1] for c in curves[env]), 200)
             interpolated = np.array([np.interp(grid, s, np.nan_to_num(r, nan=r[~np.isnan(r)][0]))
                                      for s, r in curves[env]])
