@@ -14,7 +14,6 @@ import statistics
 import time
 
 import gymnasium as gym
-import numpy as np
 from absl import app, flags
 
 import tfpg

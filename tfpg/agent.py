@@ -26,8 +26,8 @@ from tfpg import callbacks as callbacks_module
 from tfpg import checkpoint as checkpoint_module
 from tfpg.config import AgentConfig
 from tfpg.errors import NonFiniteError
-from tfpg.envs import (EnvLike, describe_action_space, describe_observation_space, make_vector_env,
-                       to_env_actions)
+from tfpg.envs import (EnvLike, check_env_id, describe_action_space, describe_observation_space,
+                       make_vector_env, to_env_actions)
 from tfpg.networks import PolicyNetwork, ValueNetwork, action_dtype, observation_dtype
 from tfpg.normalization import RunningNormalization
 from tfpg.returns import generalized_advantages, next_state_values
@@ -569,7 +569,6 @@ class OnPolicyAgent:
         """
         episodes = _positive_int("episodes", episodes)
         if isinstance(env, str):
-            from tfpg.envs import check_env_id
             check_env_id(env)
             single = gym.make(env)
         elif isinstance(env, gym.Env):
