@@ -26,8 +26,8 @@ from tfpg import callbacks as callbacks_module
 from tfpg import checkpoint as checkpoint_module
 from tfpg.config import AgentConfig
 from tfpg.errors import NonFiniteError
-from tfpg.envs import (EnvLike, check_env_id, describe_action_space, describe_observation_space,
-                       make_vector_env, to_env_actions)
+from tfpg.envs import (ActionAdapter, EnvLike, check_env_id, describe_action_space,
+                       describe_observation_space, make_vector_env)
 from tfpg.networks import PolicyNetwork, ValueNetwork, action_dtype, observation_dtype
 from tfpg.normalization import RunningNormalization
 from tfpg.returns import generalized_advantages, next_state_values
@@ -120,6 +120,7 @@ class OnPolicyAgent:
         self._observation_dtype = observation_dtype(observation)
         self._action_dtype = action_dtype(action)
         self._action_size = 1 if action["type"] == "Discrete" else int(np.prod(action["shape"]))
+        self._action_adapter = ActionAdapter(action)
         dummy = tf.zeros((1, *self.observation_shape), self._observation_dtype)
         self.policy(dummy)
         self.value_model(dummy)
@@ -553,7 +554,7 @@ class OnPolicyAgent:
         batch, single = self._check_observations(observations)
         tensor = self._as_model_input(batch)
         flat = (self._mode_fn if deterministic else self._sample_fn)(tensor).numpy()
-        actions = to_env_actions(flat, self.action_description)
+        actions = self._action_adapter(flat)
         return actions[0] if single else actions
 
     def evaluate(self, env: EnvLike, episodes: int = 10, deterministic: bool = True) -> dict:
