@@ -31,12 +31,30 @@ def test_save_and_load_restore_networks_optimizer_statistics_counters_and_rng(tm
         np.testing.assert_array_equal(saved, loaded)
     assert int(restored.optimizer.iterations.numpy()) == 3
     assert agent.observation_normalizer.count.numpy() == restored.observation_normalizer.count.numpy() == 96
-    np.testing.assert_array_equal(agent.reward_normalizer.variance.numpy(),
-                                  restored.reward_normalizer.variance.numpy())
+    np.testing.assert_array_equal(agent.reward_scaler.statistics.variance.numpy(),
+                                  restored.reward_scaler.statistics.variance.numpy())
     observations = np.random.default_rng(0).normal(size=(6, 3))
     # the sampling RNG state is restored too: both draw the same actions next
     np.testing.assert_array_equal(agent.predict(observations, deterministic=False),
                                   restored.predict(observations, deterministic=False))
+
+
+@pytest.mark.parametrize("algorithm", sorted(tfpg.ALGORITHMS))
+def test_checkpoints_hold_every_network_variable(tmp_path, algorithm):
+    # Restoring into an agent initialised from another seed must overwrite every weight.
+    spaces = (gym.spaces.Box(-np.inf, np.inf, (3,), np.float32), gym.spaces.Box(-1.0, 1.0, (2,), np.float32))
+    saved = tfpg.ALGORITHMS[algorithm](seed=1)
+    saved.build(*spaces)
+    saved.save(str(tmp_path))
+    other = tfpg.ALGORITHMS[algorithm](seed=2)
+    other.build(*spaces)
+    before = [v.numpy() for v in other.policy.variables + other.value_model.variables]
+    other.restore(str(tmp_path))
+    pairs = zip(saved.policy.variables + saved.value_model.variables,
+                other.policy.variables + other.value_model.variables, before)
+    for expected, restored, initial in pairs:
+        np.testing.assert_array_equal(restored.numpy(), expected.numpy(), err_msg=expected.path)
+    assert any(not np.array_equal(a.numpy(), b) for a, b in zip(saved.policy.variables, before))
 
 
 def test_missing_corrupted_and_mismatched_checkpoints_raise_clear_errors(tmp_path):

@@ -6,8 +6,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import tfpg
-from tfpg.optimizers import (assign_flat, backtracking_line_search, conjugate_gradient, fisher_vector_product,
-                             flatten, unflatten)
+from tfpg.optimizers import (backtracking_line_search, conjugate_gradient, fisher_vector_product, flatten,
+                             unflatten)
 
 tfd = tfp.distributions
 INPUTS, HIDDEN = 3, 4

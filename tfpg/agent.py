@@ -13,33 +13,26 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
 import time
-from typing import Any, Iterable
+from typing import Iterable
 
-import gymnasium as gym
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfpg import callbacks as callbacks_module
 from tfpg import checkpoint as checkpoint_module
-from tfpg.config import AgentConfig
+from tfpg.collection import CollectionMixin
+from tfpg.config import AgentConfig, positive_int
+from tfpg.envs import ActionAdapter, EnvLike, describe_action_space, describe_observation_space
 from tfpg.errors import NonFiniteError
-from tfpg.envs import (ActionAdapter, EnvLike, check_env_id, describe_action_space,
-                       describe_observation_space, make_vector_env)
+from tfpg.inference import InferenceMixin
 from tfpg.networks import PolicyNetwork, ValueNetwork, action_dtype, observation_dtype
 from tfpg.normalization import RunningNormalization
-from tfpg.returns import generalized_advantages, next_state_values
-from tfpg.rollout import Collector, Rollout, Transitions
+from tfpg.reward_scaling import RewardScaler
+from tfpg.rollout import Collector, Rollout
 
 _BATCH_FIELDS = ("observations", "actions", "log_probs", "values", "advantages", "returns", "mask")
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def _explained_variance(predictions: np.ndarray, targets: np.ndarray) -> float:
@@ -49,7 +42,7 @@ def _explained_variance(predictions: np.ndarray, targets: np.ndarray) -> float:
     return 1.0 - float(np.var(targets - predictions)) / variance
 
 
-class OnPolicyAgent:
+class OnPolicyAgent(CollectionMixin, InferenceMixin):
     """Base class of the on-policy agents.
 
     Args:
@@ -82,7 +75,6 @@ class OnPolicyAgent:
         self._collector_source = None
         self._owns_env = False
         self._managers: dict[str, tf.train.CheckpointManager] = {}
-        self._reward_return = None
         self._recent_episodes: list = []
 
     # ----------------------------------------------------------------- building
@@ -109,7 +101,7 @@ class OnPolicyAgent:
         if config.normalize_observations and observation["type"] == "Box":
             self.observation_normalizer = RunningNormalization(int(np.prod(observation["shape"])),
                                                                name="observation_normalizer")
-        self.reward_normalizer = RunningNormalization(1, name="reward_normalizer")
+        self.reward_scaler = RewardScaler(config.gamma)
         self.policy = PolicyNetwork(observation, action, config.hidden_sizes, config.activation,
                                     self.observation_normalizer, config.initial_log_std, name="policy")
         self.value_model = ValueNetwork(observation, config.hidden_sizes, config.activation,
@@ -133,7 +125,7 @@ class OnPolicyAgent:
         self._checkpoint = tf.train.Checkpoint(
             policy=self.policy,
             value_model=self.value_model,
-            reward_normalizer=self.reward_normalizer,
+            reward_scaler=self.reward_scaler,
             rng=self.rng,
             total_steps=self.total_steps_variable,
             iterations=self.iterations_variable,
@@ -273,130 +265,6 @@ class OnPolicyAgent:
         """Updates done so far."""
         return int(self.iterations_variable.numpy()) if self.built else 0
 
-    # --------------------------------------------------------------- collection
-    def _vector_env(self, env: EnvLike, num_envs: int | None = None,
-                    asynchronous: bool | None = None) -> Collector:
-        """The collector of `env`, reused while `env` (and the copies asked for, if any) are the same."""
-        if self._collector is not None and self._collector_source is env \
-                and num_envs in (None, self._collector.num_envs) \
-                and asynchronous in (None, self._collector_asynchronous):
-            return self._collector
-        num_envs, asynchronous = num_envs or 1, bool(asynchronous)
-        vector_env = make_vector_env(env, num_envs=num_envs, asynchronous=asynchronous)
-        try:
-            self.build(vector_env.single_observation_space, vector_env.single_action_space)
-        except ValueError:
-            if vector_env is not env:
-                vector_env.close()
-            raise
-        self.close()
-        seed = self.seed + 1000 * self.iterations
-        self._collector = Collector(vector_env, self.action_description, seed)
-        self._collector_source = env
-        self._collector_asynchronous = asynchronous
-        self._owns_env = vector_env is not env
-        self._reward_return = np.zeros(vector_env.num_envs, np.float64)
-        return self._collector
-
-    def collect(self, env: EnvLike, steps: int) -> Rollout:
-        """Collects one batch of experience with the current policy, advantages included.
-
-        The observation statistics are updated with the batch's observations,
-        then log-probabilities and values are computed under the updated
-        statistics, so they are exactly those of the policy the next update
-        starts from.
-
-        Args:
-            env: a Gymnasium id, `Env` or `VectorEnv` (the same object reuses its env).
-            steps: environment steps in total; each of the N env copies takes
-                `steps // N` (at least one each).
-
-        Returns:
-            A time-major `Rollout`.
-        """
-        steps = _positive_int("steps", steps)
-        collector = self._vector_env(env)
-        if steps < collector.num_envs:
-            raise ValueError(
-                f"steps={steps} is smaller than the number of env copies ({collector.num_envs}); "
-                f"every copy takes at least one step, so pass steps >= {collector.num_envs}."
-            )
-        transitions = collector.collect(steps // collector.num_envs, self._act_numpy, self.total_steps)
-        self._normalize_fn(self._as_model_input(self._flat(transitions.observations)))
-        rollout = self._evaluate_transitions(transitions)
-        self.total_steps_variable.assign_add(rollout.num_steps)
-        return rollout
-
-    def _flat(self, array: np.ndarray) -> np.ndarray:
-        return array.reshape((-1, *array.shape[2:]))
-
-    def _as_model_input(self, observations: np.ndarray) -> tf.Tensor:
-        return tf.convert_to_tensor(np.asarray(observations, self._observation_dtype.as_numpy_dtype))
-
-    def _act_numpy(self, observations: np.ndarray) -> np.ndarray:
-        # The concrete function skips tf.function's argument binding: this runs once per env step.
-        return self._sample_concrete(tf.constant(observations, self._observation_dtype)).numpy()
-
-    def _values_numpy(self, observations: np.ndarray) -> np.ndarray:
-        if len(observations) == 0:
-            return np.zeros((0,), np.float32)
-        return self._value_fn(self._as_model_input(observations)).numpy()
-
-    def _evaluate_transitions(self, transitions: Transitions) -> Rollout:
-        shape = transitions.rewards.shape
-        observations = self._as_model_input(self._flat(transitions.observations))
-        actions = tf.convert_to_tensor(self._flat(transitions.actions), self._action_dtype)
-        log_probs, values = self._evaluate_fn(observations, actions)
-        log_probs, values = log_probs.numpy().reshape(shape), values.numpy().reshape(shape)
-        dones = transitions.terminated | transitions.truncated
-        final_values = np.zeros(shape, np.float32)
-        final_values[dones] = self._values_numpy(transitions.final_observations[dones])
-        last_values = self._values_numpy(transitions.last_observations)
-        rewards = self._scale_rewards(transitions.rewards, dones)
-        next_values = next_state_values(values, last_values, final_values, dones)
-        advantages, returns, mask = self._estimate_advantages(
-            rewards, values, next_values, transitions.terminated, transitions.truncated
-        )
-        return Rollout(
-            observations=transitions.observations,
-            actions=transitions.actions,
-            log_probs=log_probs,
-            values=values,
-            rewards=rewards,
-            terminated=transitions.terminated,
-            truncated=transitions.truncated,
-            next_values=next_values,
-            advantages=advantages.astype(np.float32),
-            returns=returns.astype(np.float32),
-            mask=mask.astype(np.float32),
-            episode_returns=transitions.episode_returns,
-            episode_lengths=transitions.episode_lengths,
-            seconds=transitions.seconds,
-        )
-
-    def _scale_rewards(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
-        """Divides rewards by the running std of the discounted return, if enabled."""
-        if not self.config.scale_rewards:
-            return rewards
-        discounted = np.zeros(rewards.shape, np.float64)
-        running = self._reward_return
-        for t in range(rewards.shape[0]):
-            running = running * self.config.gamma + rewards[t]
-            discounted[t] = running
-            running = np.where(dones[t], 0.0, running)
-        self._reward_return = running
-        self.reward_normalizer.update(tf.constant(discounted.reshape(-1, 1)))
-        std = float(np.sqrt(self.reward_normalizer.variance.numpy()[0] + 1e-8))
-        return np.clip(rewards / std, -10.0, 10.0).astype(np.float32)
-
-    def _estimate_advantages(self, rewards, values, next_values, terminated, truncated):
-        """GAE(γ, λ) advantages, value targets and a mask (all ones)."""
-        advantages, returns = generalized_advantages(
-            rewards, values, next_values, terminated, truncated,
-            self.config.gamma, self.config.gae_lambda,
-        )
-        return advantages, returns, np.ones_like(values)
-
     # ----------------------------------------------------------------- training
     def train_on_batch(self, rollout: Rollout) -> dict:
         """Runs one update of the algorithm on a rollout.
@@ -467,8 +335,8 @@ class OnPolicyAgent:
         Returns:
             A `keras.callbacks.History` whose `history` dict has one entry per iteration.
         """
-        steps = _positive_int("steps", steps)
-        num_envs = _positive_int("num_envs", num_envs)
+        steps = positive_int("steps", steps)
+        num_envs = positive_int("num_envs", num_envs)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}.")
         collector = self._vector_env(env, num_envs, asynchronous)
@@ -511,94 +379,6 @@ class OnPolicyAgent:
             "steps_per_second": rollout.num_steps / (finished - start),
             "collect_seconds": collected - start,
             "update_seconds": finished - collected,
-        }
-
-    # --------------------------------------------------------------- inference
-    def _check_observations(self, observations: Any) -> tuple[np.ndarray, bool]:
-        if not self.built:
-            raise ValueError("The agent is not built: call fit, collect or build first, or tfpg.load.")
-        try:
-            array = np.asarray(observations)
-        except Exception as error:  # ragged or exotic input
-            raise ValueError(f"Observations could not be read as an array: {error}.") from None
-        kind = self.observation_description["type"]
-        expected = self.observation_shape
-        if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-            raise ValueError(f"Observations must be numeric, got dtype {array.dtype}.")
-        single = array.shape == expected
-        if not single and array.shape[1:] != expected:
-            raise ValueError(
-                f"Observations have shape {array.shape}; expected {expected} for one observation "
-                f"or (batch, {', '.join(map(str, expected))}) for a batch."
-            )
-        if kind == "Box" and not np.all(np.isfinite(array)):
-            raise ValueError("Observations contain NaN or Inf values.")
-        if kind == "Discrete":
-            low = self.observation_description["start"]
-            high = low + self.observation_description["n"]
-            if not np.issubdtype(array.dtype, np.integer) or np.any(array < low) or np.any(array >= high):
-                raise ValueError(f"Discrete observations must be integers in [{low}, {high}), got {array!r}.")
-        batch = array[None] if single else array
-        return batch, single
-
-    def predict(self, observations: Any, deterministic: bool = True) -> np.ndarray:
-        """Env-ready actions for one observation or a batch.
-
-        Args:
-            observations: one observation (the space's shape) or a batch of them.
-            deterministic: take the distribution's mode instead of sampling.
-
-        Returns:
-            NumPy actions (one, or a batch), clipped to Box bounds.
-        """
-        batch, single = self._check_observations(observations)
-        tensor = self._as_model_input(batch)
-        flat = (self._mode_fn if deterministic else self._sample_fn)(tensor).numpy()
-        actions = self._action_adapter(flat)
-        return actions[0] if single else actions
-
-    def evaluate(self, env: EnvLike, episodes: int = 10, deterministic: bool = True) -> dict:
-        """Runs whole episodes without updating anything.
-
-        Args:
-            env: a Gymnasium id or `Env` (evaluated one episode at a time).
-            episodes: number of episodes.
-            deterministic: act with the distribution's mode.
-
-        Returns:
-            `{"mean_return", "std_return", "mean_length", "episodes", "returns"}`.
-        """
-        episodes = _positive_int("episodes", episodes)
-        if isinstance(env, str):
-            check_env_id(env)
-            single = gym.make(env)
-        elif isinstance(env, gym.Env):
-            single = env
-        else:
-            raise ValueError(f"evaluate takes a Gymnasium id or an Env, got {type(env).__name__}.")
-        try:
-            self.build(single.observation_space, single.action_space)
-            returns, lengths = [], []
-            for episode in range(episodes):
-                observation, _ = single.reset(seed=self.seed + 10_000 + episode)
-                total, length, done = 0.0, 0, False
-                while not done:
-                    action = self.predict(observation, deterministic=deterministic)
-                    observation, reward, terminated, truncated, _ = single.step(action)
-                    total += float(reward)
-                    length += 1
-                    done = terminated or truncated
-                returns.append(total)
-                lengths.append(length)
-        finally:
-            if single is not env:
-                single.close()
-        return {
-            "mean_return": float(np.mean(returns)),
-            "std_return": float(np.std(returns)),
-            "mean_length": float(np.mean(lengths)),
-            "episodes": episodes,
-            "returns": returns,
         }
 
     # ----------------------------------------------------- persistence & export

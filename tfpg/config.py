@@ -29,6 +29,13 @@ def hparam(default: Any, help: str, low: float | None = None, high: float | None
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def positive_int(name: str, value: Any) -> int:
+    """`value` as an int if it is a positive integer (not a bool); otherwise a `ValueError` naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
 def describe_allowed(field: dataclasses.Field) -> str:
     """A human-readable statement of the values a field accepts."""
     meta = field.metadata

@@ -70,6 +70,16 @@ def mlp(hidden_sizes: Sequence[int], activation: str, name: str) -> list[keras.l
     return [_dense(units, activation, math.sqrt(2.0), f"{name}_{i}") for i, units in enumerate(hidden_sizes)]
 
 
+def track_layers(model: keras.Model, layers: Sequence[keras.layers.Layer], prefix: str) -> None:
+    """Makes each of `layers` an attribute of `model` (`<prefix>_0`, `<prefix>_1`, ...).
+
+    `tf.train.Checkpoint` does not follow Keras 3's tracked lists: layers held
+    only in a list attribute would silently be left out of checkpoints.
+    """
+    for index, layer in enumerate(layers):
+        setattr(model, f"{prefix}_{index}", layer)
+
+
 class DistributionHead(keras.layers.Layer):
     """Maps features to the action distribution of a described action space.
 
@@ -133,6 +143,7 @@ class PolicyNetwork(keras.Model):
         super().__init__(**kwargs)
         self.encoder = ObservationEncoder(observation, normalizer)
         self.hidden = mlp(hidden_sizes, activation, "policy_hidden")
+        track_layers(self, self.hidden, "hidden")
         self.head = DistributionHead(action, initial_log_std)
 
     def call(self, observations):
@@ -159,6 +170,7 @@ class ValueNetwork(keras.Model):
         super().__init__(**kwargs)
         self.encoder = ObservationEncoder(observation, normalizer)
         self.hidden = shared_hidden if shared_hidden is not None else mlp(hidden_sizes, activation, "value_hidden")
+        track_layers(self, self.hidden, "hidden")
         self.output_layer = _dense(1, None, 1.0, "value")
 
     def call(self, observations):

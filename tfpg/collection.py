@@ -1,0 +1,125 @@
+"""Collecting experience: the agent's vector env, acting, values, reward scaling and advantages."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tfpg.config import positive_int
+from tfpg.envs import EnvLike, make_vector_env
+from tfpg.returns import generalized_advantages, next_state_values
+from tfpg.rollout import Collector, Rollout, Transitions
+
+
+class CollectionMixin:
+    """`collect` and its helpers, mixed into `OnPolicyAgent` (which provides the models and state)."""
+
+    def _vector_env(self, env: EnvLike, num_envs: int | None = None,
+                    asynchronous: bool | None = None) -> Collector:
+        """The collector of `env`, reused while `env` (and the copies asked for, if any) are the same."""
+        if self._collector is not None and self._collector_source is env \
+                and num_envs in (None, self._collector.num_envs) \
+                and asynchronous in (None, self._collector_asynchronous):
+            return self._collector
+        num_envs, asynchronous = num_envs or 1, bool(asynchronous)
+        vector_env = make_vector_env(env, num_envs=num_envs, asynchronous=asynchronous)
+        try:
+            self.build(vector_env.single_observation_space, vector_env.single_action_space)
+        except ValueError:
+            if vector_env is not env:
+                vector_env.close()
+            raise
+        self.close()
+        seed = self.seed + 1000 * self.iterations
+        self._collector = Collector(vector_env, self.action_description, seed)
+        self._collector_source = env
+        self._collector_asynchronous = asynchronous
+        self._owns_env = vector_env is not env
+        self.reward_scaler.start_episodes(vector_env.num_envs)
+        return self._collector
+
+    def collect(self, env: EnvLike, steps: int) -> Rollout:
+        """Collects one batch of experience with the current policy, advantages included.
+
+        The observation statistics are updated with the batch's observations,
+        then log-probabilities and values are computed under the updated
+        statistics, so they are exactly those of the policy the next update
+        starts from.
+
+        Args:
+            env: a Gymnasium id, `Env` or `VectorEnv` (the same object reuses its env).
+            steps: environment steps in total; each of the N env copies takes
+                `steps // N` (at least one each).
+
+        Returns:
+            A time-major `Rollout`.
+        """
+        steps = positive_int("steps", steps)
+        collector = self._vector_env(env)
+        if steps < collector.num_envs:
+            raise ValueError(
+                f"steps={steps} is smaller than the number of env copies ({collector.num_envs}); "
+                f"every copy takes at least one step, so pass steps >= {collector.num_envs}."
+            )
+        transitions = collector.collect(steps // collector.num_envs, self._act_numpy, self.total_steps)
+        self._normalize_fn(self._as_model_input(self._flat(transitions.observations)))
+        rollout = self._evaluate_transitions(transitions)
+        self.total_steps_variable.assign_add(rollout.num_steps)
+        return rollout
+
+    def _flat(self, array: np.ndarray) -> np.ndarray:
+        return array.reshape((-1, *array.shape[2:]))
+
+    def _as_model_input(self, observations: np.ndarray) -> tf.Tensor:
+        return tf.convert_to_tensor(np.asarray(observations, self._observation_dtype.as_numpy_dtype))
+
+    def _act_numpy(self, observations: np.ndarray) -> np.ndarray:
+        # The concrete function skips tf.function's argument binding: this runs once per env step.
+        return self._sample_concrete(tf.constant(observations, self._observation_dtype)).numpy()
+
+    def _values_numpy(self, observations: np.ndarray) -> np.ndarray:
+        if len(observations) == 0:
+            return np.zeros((0,), np.float32)
+        return self._value_fn(self._as_model_input(observations)).numpy()
+
+    def _evaluate_transitions(self, transitions: Transitions) -> Rollout:
+        shape = transitions.rewards.shape
+        observations = self._as_model_input(self._flat(transitions.observations))
+        actions = tf.convert_to_tensor(self._flat(transitions.actions), self._action_dtype)
+        log_probs, values = self._evaluate_fn(observations, actions)
+        log_probs, values = log_probs.numpy().reshape(shape), values.numpy().reshape(shape)
+        dones = transitions.terminated | transitions.truncated
+        final_values = np.zeros(shape, np.float32)
+        final_values[dones] = self._values_numpy(transitions.final_observations[dones])
+        last_values = self._values_numpy(transitions.last_observations)
+        rewards = self.reward_scaler(transitions.rewards, dones) if self.config.scale_rewards \
+            else transitions.rewards
+        next_values = next_state_values(values, last_values, final_values, dones)
+        advantages, returns, mask = self._estimate_advantages(
+            rewards, values, next_values, transitions.terminated, transitions.truncated
+        )
+        return Rollout(
+            observations=transitions.observations,
+            actions=transitions.actions,
+            log_probs=log_probs,
+            values=values,
+            rewards=rewards,
+            terminated=transitions.terminated,
+            truncated=transitions.truncated,
+            next_values=next_values,
+            advantages=advantages.astype(np.float32),
+            returns=returns.astype(np.float32),
+            mask=mask.astype(np.float32),
+            episode_returns=transitions.episode_returns,
+            episode_lengths=transitions.episode_lengths,
+            seconds=transitions.seconds,
+        )
+
+    def _estimate_advantages(self, rewards, values, next_values, terminated, truncated):
+        """GAE(γ, λ) advantages, value targets and a mask (all ones)."""
+        advantages, returns = generalized_advantages(
+            rewards, values, next_values, terminated, truncated,
+            self.config.gamma, self.config.gae_lambda,
+        )
+        return advantages, returns, np.ones_like(values)
+

@@ -1,0 +1,103 @@
+"""Acting without learning: observation checks, `predict` and `evaluate`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from tfpg.config import positive_int
+from tfpg.envs import EnvLike, check_env_id
+
+
+class InferenceMixin:
+    """`predict` and `evaluate`, mixed into `OnPolicyAgent` (which provides the models)."""
+
+    def _check_observations(self, observations: Any) -> tuple[np.ndarray, bool]:
+        if not self.built:
+            raise ValueError("The agent is not built: call fit, collect or build first, or tfpg.load.")
+        try:
+            array = np.asarray(observations)
+        except Exception as error:  # ragged or exotic input
+            raise ValueError(f"Observations could not be read as an array: {error}.") from None
+        kind = self.observation_description["type"]
+        expected = self.observation_shape
+        if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise ValueError(f"Observations must be numeric, got dtype {array.dtype}.")
+        single = array.shape == expected
+        if not single and array.shape[1:] != expected:
+            raise ValueError(
+                f"Observations have shape {array.shape}; expected {expected} for one observation "
+                f"or (batch, {', '.join(map(str, expected))}) for a batch."
+            )
+        if kind == "Box" and not np.all(np.isfinite(array)):
+            raise ValueError("Observations contain NaN or Inf values.")
+        if kind == "Discrete":
+            low = self.observation_description["start"]
+            high = low + self.observation_description["n"]
+            if not np.issubdtype(array.dtype, np.integer) or np.any(array < low) or np.any(array >= high):
+                raise ValueError(f"Discrete observations must be integers in [{low}, {high}), got {array!r}.")
+        batch = array[None] if single else array
+        return batch, single
+
+    def predict(self, observations: Any, deterministic: bool = True) -> np.ndarray:
+        """Env-ready actions for one observation or a batch.
+
+        Args:
+            observations: one observation (the space's shape) or a batch of them.
+            deterministic: take the distribution's mode instead of sampling.
+
+        Returns:
+            NumPy actions (one, or a batch), clipped to Box bounds.
+        """
+        batch, single = self._check_observations(observations)
+        tensor = self._as_model_input(batch)
+        flat = (self._mode_fn if deterministic else self._sample_fn)(tensor).numpy()
+        actions = self._action_adapter(flat)
+        return actions[0] if single else actions
+
+    def evaluate(self, env: EnvLike, episodes: int = 10, deterministic: bool = True) -> dict:
+        """Runs whole episodes without updating anything.
+
+        Args:
+            env: a Gymnasium id or `Env` (evaluated one episode at a time).
+            episodes: number of episodes.
+            deterministic: act with the distribution's mode.
+
+        Returns:
+            `{"mean_return", "std_return", "mean_length", "episodes", "returns"}`.
+        """
+        episodes = positive_int("episodes", episodes)
+        if isinstance(env, str):
+            check_env_id(env)
+            single = gym.make(env)
+        elif isinstance(env, gym.Env):
+            single = env
+        else:
+            raise ValueError(f"evaluate takes a Gymnasium id or an Env, got {type(env).__name__}.")
+        try:
+            self.build(single.observation_space, single.action_space)
+            returns, lengths = [], []
+            for episode in range(episodes):
+                observation, _ = single.reset(seed=self.seed + 10_000 + episode)
+                total, length, done = 0.0, 0, False
+                while not done:
+                    action = self.predict(observation, deterministic=deterministic)
+                    observation, reward, terminated, truncated, _ = single.step(action)
+                    total += float(reward)
+                    length += 1
+                    done = terminated or truncated
+                returns.append(total)
+                lengths.append(length)
+        finally:
+            if single is not env:
+                single.close()
+        return {
+            "mean_return": float(np.mean(returns)),
+            "std_return": float(np.std(returns)),
+            "mean_length": float(np.mean(lengths)),
+            "episodes": episodes,
+            "returns": returns,
+        }
+
