@@ -25,7 +25,7 @@ from tfpg import checkpoint as checkpoint_module
 from tfpg.collection import CollectionMixin
 from tfpg.config import AgentConfig, positive_int
 from tfpg.envs import ActionAdapter, EnvLike, describe_action_space, describe_observation_space
-from tfpg.errors import NonFiniteError
+from tfpg.errors import EnvError, NonFiniteError
 from tfpg.inference import InferenceMixin
 from tfpg.networks import PolicyNetwork, ValueNetwork, action_dtype, observation_dtype
 from tfpg.normalization import RunningNormalization
@@ -334,6 +334,13 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin):
 
         Returns:
             A `keras.callbacks.History` whose `history` dict has one entry per iteration.
+
+        Raises:
+            EnvError: an env copy raised or its worker process died. The batch
+                in progress is dropped and `on_train_end` runs first, so a
+                `Checkpoint` callback writes a final checkpoint of the agent as
+                after its last update.
+            NonFiniteError: non-finite env data or update (nothing non-finite is kept).
         """
         steps = positive_int("steps", steps)
         num_envs = positive_int("num_envs", num_envs)
@@ -356,7 +363,12 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin):
             iteration = self.iterations
             callback_list.on_epoch_begin(iteration)
             start = time.perf_counter()
-            rollout = self.collect(env, batch_steps)
+            try:
+                rollout = self.collect(env, batch_steps)
+            except EnvError:
+                self.close()
+                callback_list.on_train_end(logs)  # a Checkpoint callback writes the final checkpoint here
+                raise
             collected = time.perf_counter()
             logs = self.train_on_batch(rollout)
             finished = time.perf_counter()

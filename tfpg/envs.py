@@ -8,11 +8,15 @@ small JSON-able dicts so that checkpoints can rebuild an agent without an env.
 
 from __future__ import annotations
 
+import functools
+import importlib
 from typing import Any, Union
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from tfpg.errors import EnvCopyError
 
 SUPPORTED_OBSERVATION_SPACES = ("Box", "Discrete")
 SUPPORTED_ACTION_SPACES = ("Box", "Discrete", "MultiDiscrete", "MultiBinary")
@@ -134,14 +138,59 @@ def to_env_actions(actions: np.ndarray, description: dict) -> np.ndarray:
 
 
 def check_env_id(env_id: str) -> None:
-    """Raises a `ValueError` naming the id if Gymnasium does not know it."""
+    """Raises a `ValueError` naming the id if Gymnasium does not know it.
+
+    Like `gymnasium.make`, an id "module:Name-v0" first imports `module`
+    (which registers `Name-v0`).
+    """
+    module, _, name = env_id.rpartition(":")
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(
+                f"Environment id {env_id!r} names module {module!r}, which could not be imported ({error}). "
+                f"Check the module path, or register the env before training."
+            ) from None
     try:
-        gym.spec(env_id)
+        gym.spec(name)
     except gym.error.Error as error:
         raise ValueError(
             f"Unknown environment id {env_id!r}: {error}. Use a registered Gymnasium id such as "
             f"'CartPole-v1' or 'Hopper-v5' (see gymnasium.envs.registry)."
         ) from None
+
+
+class LabelledCopy(gym.Wrapper):
+    """Re-raises any exception of the wrapped env copy as an `EnvCopyError` naming the copy.
+
+    Args:
+        env: one env copy.
+        index: its index in the vector env.
+    """
+
+    def __init__(self, env: gym.Env, index: int):
+        super().__init__(env)
+        self.index = index
+
+    def _failure(self, call: str, error: Exception) -> EnvCopyError:
+        return EnvCopyError(f"env copy {self.index} raised {type(error).__name__} in {call}: {error}")
+
+    def step(self, action):
+        try:
+            return self.env.step(action)
+        except Exception as error:
+            raise self._failure("step", error) from error
+
+    def reset(self, **kwargs):
+        try:
+            return self.env.reset(**kwargs)
+        except Exception as error:
+            raise self._failure("reset", error) from error
+
+
+def _labelled_copy(env_id: str, index: int) -> gym.Env:
+    return LabelledCopy(gym.make(env_id), index)
 
 
 def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False) -> gym.vector.VectorEnv:
@@ -164,12 +213,9 @@ def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False)
     same_step = gym.vector.AutoresetMode.SAME_STEP
     if isinstance(env, str):
         check_env_id(env)
-        return gym.make_vec(
-            env,
-            num_envs=int(num_envs),
-            vectorization_mode="async" if asynchronous else "sync",
-            vector_kwargs={"autoreset_mode": same_step},
-        )
+        copies = [functools.partial(_labelled_copy, env, index) for index in range(int(num_envs))]
+        vector_class = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
+        return vector_class(copies, autoreset_mode=same_step)
     if isinstance(env, gym.vector.VectorEnv):
         mode = env.metadata.get("autoreset_mode")
         if mode != same_step:
@@ -186,7 +232,7 @@ def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False)
                 f"num_envs={num_envs} needs several env copies, but a single Env instance was given. "
                 f"Pass the environment id instead, or a VectorEnv."
             )
-        return gym.vector.SyncVectorEnv([lambda: env], autoreset_mode=same_step)
+        return gym.vector.SyncVectorEnv([lambda: LabelledCopy(env, 0)], autoreset_mode=same_step)
     raise ValueError(
         f"env must be a Gymnasium id (str), a gymnasium.Env or a gymnasium.vector.VectorEnv, "
         f"got {type(env).__name__}."

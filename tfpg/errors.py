@@ -3,3 +3,16 @@
 
 class NonFiniteError(FloatingPointError):
     """NaN or infinity in env data or in an update; raised before anything non-finite is kept."""
+
+
+class EnvError(RuntimeError):
+    """An env copy raised an exception, or the worker process running it died, during collection."""
+
+
+class EnvCopyError(RuntimeError):
+    """An exception raised inside one env copy, labelled with the copy's index.
+
+    Raised by the wrapper tfpg puts around every env copy it creates; built
+    from one message string so it survives the trip from an async worker
+    process.
+    """

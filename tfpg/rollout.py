@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 import time
 from typing import Callable
 
@@ -10,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from tfpg.envs import ActionAdapter
-from tfpg.errors import NonFiniteError
+from tfpg.errors import EnvCopyError, EnvError, NonFiniteError
 
 
 @dataclasses.dataclass
@@ -91,10 +92,14 @@ class Collector:
 
     def __init__(self, env: gym.vector.VectorEnv, action_description: dict, seed: int | None):
         self.env = env
+        self.failed = False
         self.to_env_actions = ActionAdapter(action_description)
         self.num_envs = env.num_envs
         env.action_space.seed(seed)
-        self.observations, _ = env.reset(seed=seed)
+        try:
+            self.observations, _ = env.reset(seed=seed)
+        except Exception as error:
+            raise self._failure(error, "while resetting the envs") from error
         self.episode_return = np.zeros(self.num_envs, np.float64)
         self.episode_length = np.zeros(self.num_envs, np.int64)
 
@@ -109,6 +114,7 @@ class Collector:
 
         Raises:
             NonFiniteError: the env returned a NaN or infinite observation or reward.
+            EnvError: an env copy raised, or its worker process died.
 
         Returns:
             The `Transitions`; `final_observations[t, i]` holds the true final
@@ -126,7 +132,10 @@ class Collector:
         step = self.env.step
         for t in range(steps_per_env):
             flat_actions = act(self.observations)
-            next_observations, reward, term, trunc, infos = step(self.to_env_actions(flat_actions))
+            try:
+                next_observations, reward, term, trunc, infos = step(self.to_env_actions(flat_actions))
+            except Exception as error:
+                raise self._failure(error, f"at env step {first_step + t * self.num_envs}") from error
             if not (np.isfinite(reward).all() and np.isfinite(next_observations).all()):
                 self._raise_non_finite(first_step + t * self.num_envs, reward, next_observations)
             observations.append(self.observations)
@@ -171,6 +180,48 @@ class Collector:
             f"invalid values) before training."
         )
 
+    def _failure(self, error: Exception, when: str) -> EnvError:
+        """An `EnvError` naming the failed env copy (when known) and the cause."""
+        self.failed = True
+        dead = self._dead_workers(wait=2.0 if isinstance(error, (EOFError, OSError)) else 0.0)
+        if dead:
+            what = "; ".join(f"the worker process of env copy {index} died ({_describe_exit(code)})"
+                             for index, code in dead)
+        elif isinstance(error, EnvCopyError):
+            what = str(error)
+        else:
+            what = f"the vector env raised {type(error).__name__}: {error}"
+        return EnvError(
+            f"Collection failed {when}: {what}. The batch in progress was dropped; the agent is as after "
+            f"its last update. Fix the environment, then continue from the newest checkpoint."
+        )
+
+    def _dead_workers(self, wait: float) -> list[tuple[int, int]]:
+        """(index, exit code) of worker processes that have exited, waiting up to `wait` s for one.
+
+        A broken pipe can be seen a moment before the dying worker can be reaped.
+        """
+        processes = getattr(self.env, "processes", [])
+        deadline = time.monotonic() + wait
+        while True:
+            dead = [(index, process.exitcode) for index, process in enumerate(processes)
+                    if process.exitcode is not None]
+            if dead or time.monotonic() >= deadline:
+                return dead
+            time.sleep(0.05)
+
     def close(self) -> None:
-        """Closes the env."""
-        self.env.close()
+        """Closes the env; after a failure, the worker processes of an async env are terminated.
+
+        (An orderly shutdown would wait for the answers of a step that failed.)
+        """
+        if self.failed and isinstance(self.env, gym.vector.AsyncVectorEnv):
+            self.env.close(terminate=True)
+        else:
+            self.env.close()
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        return f"killed by signal {signal.Signals(-code).name}"
+    return f"exit code {code}"

@@ -25,7 +25,7 @@ import tfpg
 from tfpg import callbacks as tfpg_callbacks
 from tfpg.checkpoint import load, resolve
 from tfpg.envs import check_env_id
-from tfpg.errors import NonFiniteError
+from tfpg.errors import EnvError, NonFiniteError
 from tfpg.flags import define_hyperparameter_flags, hyperparameters_from_flags
 from tfpg.plotting import plot_learning_curve
 
@@ -160,6 +160,11 @@ def main(argv):
         print(f"\nAborted by a second signal; the newest checkpoint in {checkpoints} is kept. "
               f"Continue with --resume --logdir={FLAGS.logdir}.", file=sys.stderr)
         sys.exit(130)
+    except EnvError as error:
+        agent.close()
+        print(f"\nTraining stopped: {error}\nFinal checkpoint: {tf.train.latest_checkpoint(checkpoints)}. "
+              f"Continue with --resume --logdir={FLAGS.logdir}.", file=sys.stderr)
+        sys.exit(1)
     except NonFiniteError as error:
         agent.close()
         print(f"\nTraining stopped: {error}\nThe newest checkpoint in {checkpoints} is the last good state.",

@@ -1,0 +1,40 @@
+"""A failing env or a dead worker ends training with an error naming the copy, after a final checkpoint."""
+
+import os
+
+import pytest
+
+import tfpg
+from tests.fault_envs import KILLED, RAISING
+from tests.helpers import run
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_an_env_copy_that_raises_ends_fit_after_a_final_checkpoint(tmp_path, asynchronous):
+    agent = tfpg.A2C(seed=0, rollout_steps=4)
+    checkpoint = tfpg.callbacks.Checkpoint(str(tmp_path), every=None)
+    # copy 1 fails at its 10th step, in the third batch of 4 steps per copy: two batches were trained on
+    with pytest.raises(tfpg.EnvError, match="env copy 1 raised ValueError in step: physics exploded"):
+        agent.fit(RAISING, steps=100, num_envs=2, asynchronous=asynchronous, callbacks=[checkpoint],
+                  verbose=0)
+    assert agent.total_steps == agent.iterations * 8 == 16
+    assert tfpg.load(str(tmp_path)).total_steps == 16
+
+
+def test_a_dead_worker_process_ends_fit_naming_the_copy_and_the_signal(tmp_path):
+    agent = tfpg.A2C(seed=0, rollout_steps=4)
+    checkpoint = tfpg.callbacks.Checkpoint(str(tmp_path), every=None)
+    with pytest.raises(tfpg.EnvError, match="worker process of env copy 1 died \\(killed by signal SIGKILL\\)"):
+        agent.fit(KILLED, steps=100, num_envs=2, asynchronous=True, callbacks=[checkpoint], verbose=0)
+    assert tfpg.load(str(tmp_path)).total_steps == 16
+
+
+def test_the_launcher_reports_a_failed_env_and_keeps_a_final_checkpoint(tmp_path):
+    logdir = str(tmp_path / "run")
+    result = run(["-m", "tfpg.train", "--algo=a2c", f"--env=tests.fault_envs:{RAISING}", "--num_envs=2",
+                  "--rollout_steps=4", "--steps=1000", f"--logdir={logdir}", "--verbose=0"])
+    assert result.returncode == 1, result.stderr
+    assert "env copy 1 raised ValueError in step: physics exploded" in result.stderr
+    assert "Final checkpoint:" in result.stderr and "--resume" in result.stderr
+    assert tfpg.load(os.path.join(logdir, "checkpoints")).total_steps == 16
+    assert "Traceback" not in result.stderr
