@@ -6,8 +6,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
+
+import tfpg
 
 from helpers import ROOT, read_csv, run
 
@@ -98,24 +101,43 @@ def test_interrupt_writes_a_final_checkpoint(tmp_path, sig, processes):
     assert int(read_csv(logdir / "progress.csv")[-1]["total_steps"]) <= steps
 
 
-def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint_and_resume_continues(tmp_path, processes):
-    logdir = tmp_path / "run"
-    process = _start(logdir, "--checkpoint_seconds=0.5")
-    processes.append(process)
-    _wait_for(logdir / "checkpoints" / "checkpoint")
-    time.sleep(2.0)
-    process.kill()
-    process.communicate(timeout=60)
+RESUME = ["--env=CartPole-v1", "--num_envs=2", "--eval_episodes=1", "--verbose=0", "--resume"]
+
+
+def _saved_steps(logdir):
     prefix = tf.train.latest_checkpoint(str(logdir / "checkpoints"))
-    saved = int(tf.train.load_checkpoint(prefix).get_tensor("total_steps/.ATTRIBUTES/VARIABLE_VALUE"))
-    rows = read_csv(logdir / "progress.csv")
-    assert saved >= 32 and int(rows[-1]["total_steps"]) >= saved
-    resumed = run(["-m", "tfpg.train", "--env=CartPole-v1", "--num_envs=2", "--eval_episodes=1", "--verbose=0",
-                   f"--steps={saved + 64}", "--resume", f"--logdir={logdir}"])
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    if prefix is None:
+        return -1
+    return int(tf.train.load_checkpoint(prefix).get_tensor("total_steps/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def test_sigkill_at_random_moments_never_loses_the_run_and_resume_finishes_it(tmp_path, processes):
+    # A checkpoint after every tiny iteration: the process spends much of its time writing checkpoints,
+    # so several of the random kill points fall inside a write.
+    logdir = tmp_path / "run"
+    rng = np.random.default_rng(11)
+    saved = -1
+    for round_ in range(4):
+        flags = [*TINY, f"--logdir={logdir}"] if round_ == 0 else [*RESUME, f"--logdir={logdir}"]
+        process = subprocess.Popen([sys.executable, "-m", "tfpg.train", *flags, "--steps=10000000",
+                                    "--checkpoint_seconds=0.1"], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        processes.append(process)
+        deadline = time.time() + 120
+        while _saved_steps(logdir) <= saved and time.time() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.6))
+        process.kill()
+        _, stderr = process.communicate(timeout=60)
+        now = _saved_steps(logdir)
+        assert now > saved, stderr[-3000:]
+        assert tfpg.load(str(logdir / "checkpoints")).total_steps == now
+        saved = now
+    finished = run(["-m", "tfpg.train", *RESUME, f"--steps={saved + 64}", f"--logdir={logdir}"])
+    assert finished.returncode == 0, finished.stderr[-3000:]
     steps = [int(r["total_steps"]) for r in read_csv(logdir / "progress.csv")]
     assert steps[-1] == saved + 64
-    assert steps == sorted(set(steps))  # rows the killed run wrote after its checkpoint were dropped
+    assert steps == sorted(set(steps))  # rows written after each killed run's last checkpoint were dropped
 
 
 def test_a_second_launch_on_a_live_run_is_refused_and_a_dead_one_does_not_hold_the_lock(tmp_path, processes):
@@ -128,6 +150,5 @@ def test_a_second_launch_on_a_live_run_is_refused_and_a_dead_one_does_not_hold_t
     assert f"in use by another tfpg.train process (pid {first.pid})" in second.stderr
     first.kill()
     first.communicate(timeout=60)
-    third = run(["-m", "tfpg.train", "--env=CartPole-v1", "--num_envs=2", "--eval_episodes=1", "--verbose=0",
-                 "--steps=64", "--resume", f"--logdir={logdir}"])
+    third = run(["-m", "tfpg.train", *RESUME, "--steps=64", f"--logdir={logdir}"])
     assert third.returncode == 0, third.stderr[-3000:]
