@@ -77,3 +77,53 @@ def test_collect_fit_and_evaluate_reject_bad_counts_and_envs(agent):
         tfpg.A2C().fit("CartPole-v1", 8, num_envs=0, verbose=0)
     with pytest.raises(ValueError, match="observation space"):
         agent.collect("CartPole-v1", 8)  # built for a 3-dimensional Box, CartPole has 4
+
+
+def _numeric_junk(shape, dtype):
+    """Numeric batches of the wrong rank or shape for elements of `shape`, from the seeded generator."""
+    cases = [np.zeros((), dtype), np.zeros(shape, dtype), np.zeros((2, *shape, 1), dtype)]
+    for _ in range(10):
+        random_shape = tuple(int(d) for d in RNG.integers(1, 5, size=RNG.integers(1, 4)))
+        if random_shape[1:] != tuple(shape):
+            cases.append(RNG.normal(size=random_shape).astype(dtype))
+    return cases
+
+
+def test_the_exported_policy_refuses_malformed_inputs_naming_what_is_allowed(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    box = tfpg.PPO(seed=0)
+    box.build(gym.spaces.Box(-np.inf, np.inf, (3,), np.float32), gym.spaces.Box(-1.0, 1.0, (2,), np.float32))
+    discrete = tfpg.A2C(seed=0)
+    discrete.build(gym.spaces.Discrete(5, start=1), gym.spaces.MultiDiscrete([3, 4]))
+    box_policy = tf.saved_model.load(box.export(str(tmp_path / "box")))
+    discrete_policy = tf.saved_model.load(discrete.export(str(tmp_path / "discrete")))
+
+    def refused(function, message, **inputs):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            function(**{k: tf.constant(v) for k, v in inputs.items()})
+
+    good_actions = np.zeros((4, 2), np.float32)
+    for bad in _numeric_junk((3,), np.float32):
+        for name in ("serving_default", "sample", "value"):
+            refused(box_policy.signatures[name], r"observations must have shape \[batch, 3\]", observations=bad)
+    for bad in _numeric_junk((2,), np.float32):
+        refused(box_policy.signatures["log_prob"], r"actions must have shape \[batch, 2\]",
+                observations=np.zeros((len(np.atleast_1d(bad)), 3), np.float32), actions=bad)
+    for value in (np.nan, np.inf, -np.inf):
+        observations = RNG.normal(size=(4, 3)).astype(np.float32)
+        observations[RNG.integers(4), RNG.integers(3)] = value
+        refused(box_policy.signatures["serving_default"], "observations contain NaN or infinite values",
+                observations=observations)
+        refused(box_policy.signatures["log_prob"], "actions contain NaN or infinite values",
+                observations=np.zeros((4, 3), np.float32), actions=np.where(good_actions == 0, value, 0).astype(np.float32))
+    # Discrete(5, start=1) observations are 1..5; MultiDiscrete([3, 4]) actions are 0..2 and 0..3
+    integers = lambda values: np.array(values, np.int64)  # noqa: E731
+    refused(discrete_policy.signatures["serving_default"], "observations must be at least 1",
+            observations=integers([0, 3]))
+    refused(discrete_policy.signatures["serving_default"], "observations must be at most 5", observations=integers([6]))
+    refused(discrete_policy.signatures["log_prob"], r"actions must be at most \[2, 3\]",
+            observations=integers([1, 2]), actions=integers([[0, 0], [3, 0]]))
+    assert box_policy.signatures["serving_default"](observations=tf.zeros((4, 3)))["actions"].shape == (4, 2)
+    assert discrete_policy.signatures["log_prob"](observations=tf.constant([1, 5], tf.int64),
+                                                  actions=tf.constant([[2, 3], [0, 0]], tf.int64))[
+        "log_prob"].shape == (2,)

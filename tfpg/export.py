@@ -1,7 +1,9 @@
 """Standalone SavedModel policies: servable with TensorFlow alone.
 
-Signatures (batched; `observations` as the env emits them, any float/int dtype
-is cast inside):
+Signatures (batched: `observations` are float32 `[batch, *obs_shape]` for Box
+spaces, int64 `[batch]` for Discrete ones). Inputs of another shape, NaN or
+infinite values and out-of-range discrete values are refused with an
+`InvalidArgumentError` naming the input and what it allows (`serving_checks`).
 
 - `serving_default(observations) -> {"actions"}`: deterministic env-ready
   actions (distribution mode, normalisation inside, clipped to Box bounds).
@@ -21,6 +23,8 @@ import shutil
 
 import numpy as np
 import tensorflow as tf
+
+from tfpg.serving_checks import checked_input
 
 _SERVING_OBSERVATION_DTYPE = {"Box": tf.float32, "Discrete": tf.int64}
 
@@ -65,6 +69,19 @@ def _single(outputs):
     return tf.nest.flatten(outputs)[0]
 
 
+def _allowed_values(description: dict, shape) -> dict:
+    """The `checked_input` value constraints of a space: finite Box values, discrete ranges."""
+    kind = description["type"]
+    if kind == "Box":
+        return {"finite": True}
+    if kind == "Discrete":
+        return {"low": description["start"], "high": description["start"] + description["n"] - 1}
+    if kind == "MultiDiscrete":
+        start = np.reshape(description["start"], shape)
+        return {"low": start, "high": start + np.reshape(description["nvec"], shape) - 1}
+    return {"low": 0, "high": 1}
+
+
 class PolicyModule(tf.Module):
     """The serving functions of an agent, with its weights and statistics frozen in as constants.
 
@@ -81,13 +98,21 @@ class PolicyModule(tf.Module):
         observation, action = agent.observation_description, agent.action_description
         policy, value_model = agent.policy, agent.value_model
         model_dtype = agent._observation_dtype
-        observations_spec = tf.TensorSpec(
-            (None, *agent.observation_shape), _SERVING_OBSERVATION_DTYPE[observation["type"]],
-            name="observations",
-        )
+        observation_dtype = _SERVING_OBSERVATION_DTYPE[observation["type"]]
+        observations_spec = tf.TensorSpec((None, *agent.observation_shape), observation_dtype, name="observations")
         env_action_shape = [] if action["type"] == "Discrete" else action["shape"]
         env_action_dtype = tf.float32 if action["type"] == "Box" else tf.int64
         actions_spec = tf.TensorSpec((None, *env_action_shape), env_action_dtype, name="actions")
+        # The signatures accept any shape, so that wrong inputs meet the checks instead of a deep TF error.
+        any_observations = tf.TensorSpec(None, observation_dtype, name="observations")
+        any_actions = tf.TensorSpec(None, env_action_dtype, name="actions")
+
+        def checked_observations(observations):
+            return checked_input(observations, "observations", agent.observation_shape,
+                                 **_allowed_values(observation, agent.observation_shape))
+
+        def checked_actions(actions):
+            return checked_input(actions, "actions", env_action_shape, **_allowed_values(action, env_action_shape))
 
         def mode(observations):
             return _env_actions(policy(tf.cast(observations, model_dtype)).mode(), action)
@@ -107,21 +132,22 @@ class PolicyModule(tf.Module):
         frozen_log_prob = _frozen(log_prob, observations_spec, actions_spec)
         frozen_value = _frozen(value, observations_spec)
 
-        @tf.function(input_signature=[observations_spec])
+        @tf.function(input_signature=[any_observations])
         def serving_default_fn(observations):
-            return {"actions": _single(frozen_mode(observations))}
+            return {"actions": _single(frozen_mode(checked_observations(observations)))}
 
-        @tf.function(input_signature=[observations_spec])
+        @tf.function(input_signature=[any_observations])
         def sample_fn(observations):
-            return {"actions": _single(frozen_sample(observations))}
+            return {"actions": _single(frozen_sample(checked_observations(observations)))}
 
-        @tf.function(input_signature=[observations_spec, actions_spec])
+        @tf.function(input_signature=[any_observations, any_actions])
         def log_prob_fn(observations, actions):
-            return {"log_prob": _single(frozen_log_prob(observations, actions))}
+            return {"log_prob": _single(frozen_log_prob(checked_observations(observations),
+                                                        checked_actions(actions)))}
 
-        @tf.function(input_signature=[observations_spec])
+        @tf.function(input_signature=[any_observations])
         def value_fn(observations):
-            return {"value": _single(frozen_value(observations))}
+            return {"value": _single(frozen_value(checked_observations(observations)))}
 
         self.serving_default = serving_default_fn
         self.sample = sample_fn
