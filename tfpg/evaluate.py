@@ -45,6 +45,29 @@ def run_episodes(policy, env, episodes: int, seed: int, sample: bool = False) ->
     return returns
 
 
+def _check_policy_matches_env(policy_path: str, env) -> None:
+    """Raises a `UsageError` if the policy's recorded spaces are not the env's (tfpg exports record them)."""
+    import json
+
+    from tfpg.envs import describe_action_space, describe_observation_space
+
+    record = os.path.join(policy_path, "assets.extra", "tfpg.json")
+    if not os.path.exists(record):
+        return
+    with open(record) as file:
+        exported = json.load(file)
+    try:
+        spaces = (describe_observation_space(env.observation_space), describe_action_space(env.action_space))
+    except ValueError as error:
+        raise app.UsageError(f"--env={FLAGS.env!r} cannot be evaluated: {error}") from None
+    if spaces != (exported["observation_space"], exported["action_space"]):
+        raise app.UsageError(
+            f"--policy={policy_path!r} was exported for observation space {exported['observation_space']} and "
+            f"action space {exported['action_space']}, but --env={FLAGS.env!r} has {spaces[0]} and {spaces[1]}. "
+            f"Evaluate it on an env with the spaces it was trained for."
+        )
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -52,15 +75,18 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
 
+    from tfpg.envs import check_env_id
+
     if not os.path.exists(os.path.join(FLAGS.policy, "saved_model.pb")):
         raise app.UsageError(f"--policy={FLAGS.policy!r} is not a SavedModel directory (no saved_model.pb).")
     try:
-        gym.spec(FLAGS.env)
-    except gym.error.Error as error:
-        raise app.UsageError(f"Unknown --env={FLAGS.env!r}: {error}") from None
-    policy = tf.saved_model.load(FLAGS.policy)
+        check_env_id(FLAGS.env)
+    except ValueError as error:
+        raise app.UsageError(f"--env: {error}") from None
     env = gym.make(FLAGS.env)
     try:
+        _check_policy_matches_env(FLAGS.policy, env)
+        policy = tf.saved_model.load(FLAGS.policy)
         returns = run_episodes(policy, env, FLAGS.episodes, FLAGS.seed, FLAGS.sample)
     finally:
         env.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import signal
 import sys
@@ -46,6 +47,7 @@ flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept on disk.", lower_b
 flags.DEFINE_integer("eval_episodes", 10, "Deterministic evaluation episodes at the end.", lower_bound=1)
 flags.DEFINE_integer("verbose", 1, "0: silent, 1: progress bar.", lower_bound=0, upper_bound=1)
 flags.mark_flag_as_required("logdir")
+flags.register_validator("checkpoint_seconds", math.isfinite, "--checkpoint_seconds must be a finite number of seconds.")
 
 HYPERPARAMETER_FLAGS = define_hyperparameter_flags([cls.config_class for cls in tfpg.ALGORITHMS.values()])
 
@@ -132,7 +134,11 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS["verbosity"].present:
         absl_logging.set_verbosity(absl_logging.WARNING)
+    if not FLAGS.logdir:
+        raise app.UsageError("--logdir is empty; name the directory of the run (it is created if missing).")
     logdir = os.path.abspath(FLAGS.logdir)
+    if os.path.exists(logdir) and not os.path.isdir(logdir):
+        raise app.UsageError(f"--logdir={FLAGS.logdir!r} exists and is not a directory; choose a directory path.")
     checkpoints = os.path.join(logdir, "checkpoints")
     # Held (and released by the OS on any exit) for the whole run; taken before an existing run is
     # read, since its writer may be rotating checkpoints.
