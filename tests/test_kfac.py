@@ -108,4 +108,6 @@ def test_acktr_step_kl_stays_near_delta():
         logs = agent.train_on_batch(rollout)
         kls.append(float(tf.reduce_mean(tfd.kl_divergence(before, agent.policy(observations)))))
         assert logs["kfac_quadratic_kl"] <= 0.002 + 1e-7
-    assert max(kls) <= 2 * 0.002, kls
+    assert max(kls) <= 1.5 * 0.002, kls  # steps whose exact KL exceeds δ are shrunk back to about δ
+    # the policy has its own trust region: the critic's curvature must not shrink its steps far below δ
+    assert min(kls) >= 0.002 / 4, kls

@@ -64,6 +64,10 @@ class A2C(OnPolicyAgent):
             loss, metrics = self._losses(batch)
         gradients = tape.gradient(loss, self._variables)
         metrics["grad_norm"] = self._apply_gradients(self.optimizer, gradients, self._variables)
-        new_log_probs = self.policy(batch["observations"]).log_prob(batch["actions"])
-        metrics["approx_kl"] = approximate_kl(batch["log_probs"], new_log_probs, batch["mask"])
+        metrics["approx_kl"] = self._approximate_kl(batch)
         return metrics
+
+    def _approximate_kl(self, batch: dict) -> tf.Tensor:
+        """E[log π_old − log π_new] on the batch, after the update."""
+        new_log_probs = self.policy(batch["observations"]).log_prob(batch["actions"])
+        return approximate_kl(batch["log_probs"], new_log_probs, batch["mask"])

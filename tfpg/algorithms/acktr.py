@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfpg.algorithms.a2c import A2C, A2CConfig
 from tfpg.config import hparam
-from tfpg.losses import approximate_kl
+from tfpg.losses import masked_mean
 from tfpg.optimizers.kfac import KFAC
 
 
@@ -29,7 +30,8 @@ class ACKTRConfig(A2CConfig):
                              low=0.0, high=1.0)
     max_grad_norm: float = hparam(0.0, "Global gradient-norm clip before preconditioning; 0 disables it.",
                                   low=0.0)
-    value_fisher_coef: float = hparam(1.0, "Weight of the critic's Gauss-Newton Fisher loss.", low=0.0)
+    value_max_kl: float = hparam(0.3, "δ_V of the critic's own trust region: ½E[(ΔV)²] ≤ δ_V per step.",
+                                 low=0.0, low_open=True)
 
 
 class ACKTR(A2C):
@@ -52,32 +54,45 @@ class ACKTR(A2C):
             raise ValueError("ACKTR needs separate policy and value networks: set shared_network=False.")
         if config.learning_rate_decay_steps:
             raise ValueError("ACKTR scales every step by its KL bound; learning_rate_decay_steps must be 0.")
-        layers = [*self.policy.hidden, self.policy.head.projection, *self.value_model.hidden,
-                  self.value_model.output_layer]
-        self._variables = self._trainable_variables()
-        self.kfac = KFAC(layers, self._variables, learning_rate=config.learning_rate, max_kl=config.max_kl,
-                         damping=config.kfac_damping, decay=config.kfac_decay,
-                         inverse_update_every=config.kfac_inverse_every, momentum=config.momentum)
-        return {"kfac": self.kfac}
+        shared = dict(learning_rate=config.learning_rate, damping=config.kfac_damping, decay=config.kfac_decay,
+                      inverse_update_every=config.kfac_inverse_every, momentum=config.momentum)
+        self._policy_variables = self.policy.trainable_variables
+        self._value_variables = self.value_model.trainable_variables
+        self.kfac = KFAC([*self.policy.hidden, self.policy.head.projection], self._policy_variables,
+                         max_kl=config.max_kl, name="kfac", **shared)
+        self.value_kfac = KFAC([*self.value_model.hidden, self.value_model.output_layer], self._value_variables,
+                               max_kl=config.value_max_kl, name="value_kfac", **shared)
+        return {"kfac": self.kfac, "value_kfac": self.value_kfac}
 
     def _update(self, batch: dict) -> dict:
         seed = tf.cast(self.rng.make_seeds(2), tf.int32)
+        variables = self._policy_variables + self._value_variables
         with tf.GradientTape(persistent=True) as tape:
-            with self.kfac.capture(tape):
+            with self.kfac.capture(tape), self.value_kfac.capture(tape):
                 distribution = self.policy(batch["observations"])
                 values = self.value_model(batch["observations"])
             loss, metrics = self._losses(batch, distribution, values)
             sampled_actions = tf.stop_gradient(distribution.sample(seed=seed[:, 0]))
             sampled_targets = tf.stop_gradient(values + tf.random.stateless_normal(tf.shape(values), seed[:, 1]))
             fisher_loss = tf.reduce_sum(distribution.log_prob(sampled_actions)) - \
-                self.config.value_fisher_coef * 0.5 * tf.reduce_sum(tf.square(sampled_targets - values))
-        gradients = tape.gradient(loss, self._variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        self.kfac.update_factors(tape.gradient(fisher_loss, self.kfac.probes()))
+                0.5 * tf.reduce_sum(tf.square(sampled_targets - values))
+        gradients = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        probes = self.kfac.probes() + self.value_kfac.probes()
+        probe_gradients = tape.gradient(fisher_loss, probes)
         del tape
+        self.kfac.update_factors(probe_gradients[:len(self.kfac.layers)])
+        self.value_kfac.update_factors(probe_gradients[len(self.kfac.layers):])
         metrics["grad_norm"] = tf.linalg.global_norm(gradients)
         if self.config.max_grad_norm > 0:
             gradients, _ = tf.clip_by_global_norm(gradients, self.config.max_grad_norm, metrics["grad_norm"])
-        metrics.update(self.kfac.apply_gradients(gradients))
-        new_log_probs = self.policy(batch["observations"]).log_prob(batch["actions"])
-        metrics["approx_kl"] = approximate_kl(batch["log_probs"], new_log_probs, batch["mask"])
+        old_distribution = distribution
+
+        def step_kl():
+            new_distribution = self.policy(batch["observations"])
+            return masked_mean(tfp.distributions.kl_divergence(old_distribution, new_distribution), batch["mask"])
+
+        metrics.update(self.kfac.apply_gradients(gradients[:len(self._policy_variables)], step_kl))
+        value_step = self.value_kfac.apply_gradients(gradients[len(self._policy_variables):])
+        metrics.update({f"value_{name}": value for name, value in value_step.items()})
+        metrics["approx_kl"] = self._approximate_kl(batch)
         return metrics

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -43,7 +43,10 @@ class KFAC(tf.Module):
     direction of a gradient ∇W̄ is Δ = (A + π√λI)⁻¹ ∇W̄ (G + √λ/πI)⁻¹, with the
     inverses refreshed every `inverse_update_every` steps. The step
     θ ← θ − η Δ uses η = min(η_max, sqrt(2δ / ΔᵀF̂Δ)), ΔᵀF̂Δ = Σ tr(Δᵀ A Δ G),
-    so the step's KL under the model stays near δ; optional momentum.
+    so the step's KL under the model stays near δ; optional momentum. K-FAC's
+    curvature can underestimate the true one along Δ; given the exact mean KL
+    of the step (`kl_fn`), a step whose KL exceeds δ is shrunk by sqrt(δ / KL),
+    which brings its KL (quadratic in the step length) back to about δ.
 
     Variables outside registered layers (e.g. a Gaussian log-std) take their
     plain gradient, scaled by the same η and counted in ΔᵀF̂Δ as Δᵀ∇.
@@ -154,11 +157,19 @@ class KFAC(tf.Module):
             a_inverse.assign(a_inv)
             g_inverse.assign(g_inv)
 
-    def apply_gradients(self, gradients: Sequence[tf.Tensor]) -> dict:
+    def apply_gradients(self, gradients: Sequence[tf.Tensor], kl_fn: Callable[[], tf.Tensor] | None = None) -> dict:
         """Preconditions `gradients` (aligned with `variables`), scales the step and applies it.
 
+        Args:
+            gradients: gradients of the loss, aligned with `variables`.
+            kl_fn: optional; returns the exact mean KL between the model before
+                the step and the model now. A step whose KL exceeds δ is
+                shrunk by sqrt(δ / KL).
+
         Returns:
-            `{"kfac_step_size": η, "kfac_quadratic_kl": ½η²ΔᵀF̂Δ}`.
+            `{"kfac_step_size": η, "kfac_quadratic_kl": ½η²ΔᵀF̂Δ}`, plus with
+            `kl_fn` `"kfac_step_kl"` (the exact KL before any shrinking) and
+            `"kfac_shrink"` (the factor applied, 1 if none).
         """
         if self.inverse_update_every > 0:
             if self.steps % self.inverse_update_every == 0:
@@ -181,4 +192,12 @@ class KFAC(tf.Module):
             velocity.assign(self.momentum * velocity + step_size * directions[id(variable)])
             variable.assign_sub(velocity)
         self.steps.assign_add(1)
-        return {"kfac_step_size": step_size, "kfac_quadratic_kl": 0.5 * step_size * step_size * quadratic}
+        metrics = {"kfac_step_size": step_size, "kfac_quadratic_kl": 0.5 * step_size * step_size * quadratic}
+        if kl_fn is not None:
+            step_kl = kl_fn()
+            shrink = tf.where(step_kl > self.max_kl, tf.sqrt(self.max_kl / tf.maximum(step_kl, 1e-12)), 1.0)
+            for variable, velocity in zip(self.variables_to_update, self.velocities):
+                variable.assign_add((1.0 - shrink) * velocity)
+                velocity.assign(shrink * velocity)
+            metrics.update(kfac_step_kl=step_kl, kfac_shrink=shrink)
+        return metrics
