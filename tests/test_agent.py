@@ -186,3 +186,49 @@ def test_trust_region_methods_refuse_shared_networks(algorithm):
     agent = algorithm(shared_network=True)
     with pytest.raises(ValueError, match="shared_network=False"):
         agent.build(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2))
+
+
+class _NonFiniteAt(gym.Wrapper):
+    """Returns NaN in the reward or the observation at the `at`-th step of its lifetime."""
+
+    def __init__(self, env, at, where):
+        super().__init__(env)
+        self.at, self.where, self.count = at, where, 0
+
+    def step(self, action):
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self.count += 1
+        if self.count == self.at:
+            if self.where == "reward":
+                reward = float("nan")
+            else:
+                observation = np.full_like(observation, np.nan)
+        return observation, reward, terminated, truncated, info
+
+
+@pytest.mark.parametrize("where", ["reward", "observation"])
+def test_skipped_non_finite_steps_are_left_out_counted_and_cut_cleanly(counter_env, where):
+    agent = tfpg.A2C(seed=0, rollout_steps=8, gamma=0.9, gae_lambda=0.8, normalize_advantages=False,
+                     non_finite_env_data="skip")
+    rollout = agent.collect(_NonFiniteAt(counter_env(max_episode_steps=100), at=5, where=where), 8)
+    # step t=4 (the 5th) is bad: left out, its copy reset, so the counter restarts at 0 at t=5
+    np.testing.assert_array_equal(rollout.observations[:, 0, 0], [0, 1, 2, 3, 4, 0, 1, 2])
+    np.testing.assert_array_equal(rollout.mask[:, 0], [1, 1, 1, 1, 0, 1, 1, 1])
+    np.testing.assert_array_equal(rollout.rewards[:, 0], [1, 1, 1, 1, 0, 1, 1, 1])
+    assert rollout.skipped == 1 and rollout.episode_returns == []
+    assert list(np.flatnonzero(rollout.truncated[:, 0])) == [3, 4] and not rollout.terminated.any()
+    # the transition before the bad step is a truncation bootstrapped from the valid state 4
+    value_of_4 = agent._values_numpy(np.array([[4.0]], np.float32))[0]
+    np.testing.assert_allclose(rollout.next_values[3, 0], value_of_4, rtol=1e-6)
+    expected = rollout.rewards[3, 0] + 0.9 * value_of_4 - rollout.values[3, 0]
+    np.testing.assert_allclose(rollout.advantages[3, 0], expected, rtol=1e-5, atol=1e-6)
+    assert np.isfinite(rollout.advantages).all() and np.isfinite(rollout.returns).all()
+    logs = agent.train_on_batch(rollout)
+    assert np.isfinite(logs["policy_loss"])
+
+
+def test_fit_logs_the_count_of_skipped_steps(counter_env):
+    agent = tfpg.A2C(seed=0, rollout_steps=8, non_finite_env_data="skip")
+    history = agent.fit(_NonFiniteAt(counter_env(max_episode_steps=100), at=13, where="reward"), steps=24,
+                        verbose=0)
+    assert history.history["skipped_env_steps"] == [0, 1, 0]

@@ -387,6 +387,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin):
             "episode_return": float(np.mean(returns)) if returns else float("nan"),
             "episode_length": float(np.mean(lengths)) if lengths else float("nan"),
             "episodes": len(rollout.episode_returns),
+            "skipped_env_steps": rollout.skipped,
             "total_steps": self.total_steps,
             "steps_per_second": rollout.num_steps / (finished - start),
             "collect_seconds": collected - start,

@@ -31,7 +31,8 @@ class CollectionMixin:
             raise
         self.close()
         seed = self.seed + 1000 * self.iterations
-        self._collector = Collector(vector_env, self.action_description, seed)
+        self._collector = Collector(vector_env, self.action_description, seed,
+                                    skip_non_finite=self.config.non_finite_env_data == "skip")
         self._collector_source = env
         self._collector_asynchronous = asynchronous
         self._owns_env = vector_env is not env
@@ -109,10 +110,11 @@ class CollectionMixin:
             next_values=next_values,
             advantages=advantages.astype(np.float32),
             returns=returns.astype(np.float32),
-            mask=mask.astype(np.float32),
+            mask=(mask * transitions.valid).astype(np.float32),
             episode_returns=transitions.episode_returns,
             episode_lengths=transitions.episode_lengths,
             seconds=transitions.seconds,
+            skipped=transitions.skipped,
         )
 
     def _estimate_advantages(self, rewards, values, next_values, terminated, truncated):

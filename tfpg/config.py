@@ -108,6 +108,9 @@ class AgentConfig:
     shared_network: bool = hparam(False, "Policy and value share their hidden layers.")
     learning_rate_decay_steps: int = hparam(
         0, "Anneal the learning rate linearly to 0 over this many total env steps (0: constant).", low=0)
+    non_finite_env_data: str = hparam(
+        "raise", "NaN/Inf observations or rewards from the env: stop with an error, or skip the step (it is "
+        "left out of the update, its copy reset) and count it.", choices=("raise", "skip"))
 
     def __post_init__(self):
         self.validate()

@@ -33,6 +33,7 @@ class Rollout:
         episode_returns: undiscounted, unscaled returns of episodes finished in the batch.
         episode_lengths: lengths of those episodes.
         seconds: wall-clock seconds spent collecting.
+        skipped: env steps skipped for non-finite data (`non_finite_env_data="skip"`).
     """
 
     observations: np.ndarray
@@ -49,6 +50,7 @@ class Rollout:
     episode_returns: list
     episode_lengths: list
     seconds: float = 0.0
+    skipped: int = 0
 
     @property
     def num_steps(self) -> int:
@@ -75,6 +77,8 @@ class Transitions:
     episode_returns: list
     episode_lengths: list
     seconds: float
+    valid: np.ndarray
+    skipped: int
 
 
 class Collector:
@@ -84,14 +88,24 @@ class Collector:
     step returns the first observation of the next episode and the true final
     observation in `infos["final_obs"]`.
 
+    A step that returns a NaN or infinite observation or reward raises a
+    `NonFiniteError`, or with `skip_non_finite` is skipped: that transition is
+    marked invalid (left out of the update) and truncated, the copy's previous
+    transition is cut there (a time-limit truncation, bootstrapped from the
+    valid state the bad step started in), the copy is reset and its unfinished
+    episode is not counted.
+
     Args:
         env: the vector env.
         action_description: action space description for `to_env_actions`.
         seed: seeds the first reset and the action space.
+        skip_non_finite: skip and count non-finite steps instead of raising.
     """
 
-    def __init__(self, env: gym.vector.VectorEnv, action_description: dict, seed: int | None):
+    def __init__(self, env: gym.vector.VectorEnv, action_description: dict, seed: int | None,
+                 skip_non_finite: bool = False):
         self.env = env
+        self.skip_non_finite = skip_non_finite
         self.failed = False
         self.to_env_actions = ActionAdapter(action_description)
         self.num_envs = env.num_envs
@@ -128,33 +142,45 @@ class Collector:
         terminated = np.zeros((steps_per_env, self.num_envs), bool)
         truncated = np.zeros((steps_per_env, self.num_envs), bool)
         finals = []
+        valid = np.ones((steps_per_env, self.num_envs), bool)
         episode_returns, episode_lengths = [], []
         step = self.env.step
         for t in range(steps_per_env):
+            env_step = first_step + t * self.num_envs
             flat_actions = act(self.observations)
             try:
                 next_observations, reward, term, trunc, infos = step(self.to_env_actions(flat_actions))
             except Exception as error:
-                raise self._failure(error, f"at env step {first_step + t * self.num_envs}") from error
-            if not (np.isfinite(reward).all() and np.isfinite(next_observations).all()):
-                self._raise_non_finite(first_step + t * self.num_envs, reward, next_observations)
+                raise self._failure(error, f"at env step {env_step}") from error
+            done = term | trunc
+            final = next_observations
+            if done.any():
+                final = np.array(next_observations, copy=True)
+                for i in np.flatnonzero(done):
+                    final[i] = infos["final_obs"][i]
+            bad = None
+            if not (np.isfinite(reward).all() and np.isfinite(final).all()
+                    and (final is next_observations or np.isfinite(next_observations).all())):
+                bad = ~(np.isfinite(reward) & self._finite_rows(final) & self._finite_rows(next_observations))
+                if not self.skip_non_finite:
+                    self._raise_non_finite(env_step, reward, final if self._finite_rows(next_observations).all()
+                                           else next_observations)
+                reward, term, trunc, done = np.where(bad, 0.0, reward), term & ~bad, trunc | bad, done | bad
+                final = np.where(self._row_mask(bad, final), self.observations, final)
+                valid[t] = ~bad
+                if t > 0:  # cut the copy's previous transition at the valid state the bad step started in
+                    truncated[t - 1] |= bad & ~(terminated[t - 1] | truncated[t - 1])
+                next_observations = self._reset_copies(bad, next_observations, env_step)
             observations.append(self.observations)
             actions.append(flat_actions)
             rewards[t], terminated[t], truncated[t] = reward, term, trunc
             self.episode_return += reward
             self.episode_length += 1
-            final = next_observations
-            done = term | trunc
-            if done.any():
-                final = np.array(next_observations, copy=True)
-                for i in np.flatnonzero(done):
-                    final[i] = infos["final_obs"][i]
-                    episode_returns.append(float(self.episode_return[i]))
-                    episode_lengths.append(int(self.episode_length[i]))
-                if not np.isfinite(final).all():
-                    self._raise_non_finite(first_step + t * self.num_envs, reward, final)
-                self.episode_return[done] = 0.0
-                self.episode_length[done] = 0
+            for i in np.flatnonzero(done if bad is None else done & ~bad):
+                episode_returns.append(float(self.episode_return[i]))
+                episode_lengths.append(int(self.episode_length[i]))
+            self.episode_return[done] = 0.0
+            self.episode_length[done] = 0
             finals.append(final)
             self.observations = next_observations
         return Transitions(
@@ -168,7 +194,31 @@ class Collector:
             episode_returns=episode_returns,
             episode_lengths=episode_lengths,
             seconds=time.perf_counter() - start,
+            valid=valid,
+            skipped=int((~valid).sum()),
         )
+
+    def _finite_rows(self, batch: np.ndarray) -> np.ndarray:
+        """`[N]`: True where a copy's row of `batch` is all finite."""
+        return np.isfinite(batch.reshape(self.num_envs, -1)).all(axis=1)
+
+    @staticmethod
+    def _row_mask(rows: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        return rows.reshape((-1,) + (1,) * (batch.ndim - 1))
+
+    def _reset_copies(self, copies: np.ndarray, observations: np.ndarray, env_step: int) -> np.ndarray:
+        """Resets the given copies; returns the observations with theirs replaced by the reset ones."""
+        try:
+            reset, _ = self.env.reset(options={"reset_mask": copies})
+        except Exception as error:
+            raise self._failure(error, f"while resetting after non-finite data at env step {env_step}") from error
+        if not self._finite_rows(reset)[copies].all():
+            raise NonFiniteError(
+                f"Env copy {', '.join(map(str, np.flatnonzero(copies)))} returned a non-finite observation from "
+                f"reset after skipping non-finite data at env step {env_step}; it cannot be skipped. Fix or wrap "
+                f"the environment."
+            )
+        return np.where(self._row_mask(copies, observations), reset, observations)
 
     def _raise_non_finite(self, step: int, reward: np.ndarray, observations: np.ndarray) -> None:
         what = "reward" if not np.isfinite(reward).all() else "observation"
@@ -177,7 +227,7 @@ class Collector:
         raise NonFiniteError(
             f"The env returned a non-finite {what} in env copy {', '.join(map(str, bad))} at env step "
             f"{step}. Nothing from this batch was used; fix or wrap the environment (e.g. clip or replace "
-            f"invalid values) before training."
+            f"invalid values), or set non_finite_env_data='skip' to leave such steps out and count them."
         )
 
     def _failure(self, error: Exception, when: str) -> EnvError:
