@@ -111,13 +111,21 @@ def _saved_steps(logdir):
     return int(tf.train.load_checkpoint(prefix).get_tensor("total_steps/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+def _kill_when_a_write_is_in_progress(process, directory, deadline):
+    while time.time() < deadline and process.poll() is None:
+        if any("_temp" in name for name in os.listdir(directory)):
+            process.kill()
+            return True
+    return False
+
+
 def test_sigkill_at_random_moments_never_loses_the_run_and_resume_finishes_it(tmp_path, processes):
-    # A checkpoint after every tiny iteration: the process spends much of its time writing checkpoints,
-    # so several of the random kill points fall inside a write.
+    # A checkpoint after every tiny iteration; every other round is killed at a random moment, the
+    # others while a checkpoint is being written.
     logdir = tmp_path / "run"
     rng = np.random.default_rng(11)
     saved = -1
-    for round_ in range(4):
+    for round_ in range(6):
         flags = [*TINY, f"--logdir={logdir}"] if round_ == 0 else [*RESUME, f"--logdir={logdir}"]
         process = subprocess.Popen([sys.executable, "-m", "tfpg.train", *flags, "--steps=10000000",
                                     "--checkpoint_seconds=0.1"], cwd=ROOT, stdout=subprocess.PIPE,
@@ -126,7 +134,11 @@ def test_sigkill_at_random_moments_never_loses_the_run_and_resume_finishes_it(tm
         deadline = time.time() + 120
         while _saved_steps(logdir) <= saved and time.time() < deadline and process.poll() is None:
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.6))
+        if round_ % 2:
+            # TensorFlow writes a checkpoint's shards into "<prefix>_temp/" before merging them into place
+            assert _kill_when_a_write_is_in_progress(process, logdir / "checkpoints", time.time() + 60)
+        else:
+            time.sleep(rng.uniform(0.0, 0.6))
         process.kill()
         _, stderr = process.communicate(timeout=60)
         now = _saved_steps(logdir)
