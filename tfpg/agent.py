@@ -29,6 +29,7 @@ from tfpg.errors import EnvError, NonFiniteError
 from tfpg.inference import InferenceMixin
 from tfpg.networks import PolicyNetwork, ValueNetwork, action_dtype, observation_dtype
 from tfpg.normalization import RunningNormalization
+from tfpg.numpy_policy import NumpyPolicy, supports
 from tfpg.reward_scaling import RewardScaler
 from tfpg.rollout import Collector, Rollout
 
@@ -116,6 +117,8 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin):
         dummy = tf.zeros((1, *self.observation_shape), self._observation_dtype)
         self.policy(dummy)
         self.value_model(dummy)
+        self._numpy_policy = NumpyPolicy(self.policy, observation, action, config.activation) \
+            if supports(config.activation) else None
         self.rng = tf.random.Generator.from_seed(self.seed)
         self.total_steps_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="total_steps")
         self.iterations_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")

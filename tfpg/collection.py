@@ -62,7 +62,7 @@ class CollectionMixin:
                 f"steps={steps} is smaller than the number of env copies ({collector.num_envs}); "
                 f"every copy takes at least one step, so pass steps >= {collector.num_envs}."
             )
-        transitions = collector.collect(steps // collector.num_envs, self._act_numpy, self.total_steps)
+        transitions = collector.collect(steps // collector.num_envs, self._acting_function(), self.total_steps)
         self._normalize_fn(self._as_model_input(self._flat(transitions.observations)))
         rollout = self._evaluate_transitions(transitions)
         self.total_steps_variable.assign_add(rollout.num_steps)
@@ -73,6 +73,19 @@ class CollectionMixin:
 
     def _as_model_input(self, observations: np.ndarray) -> tf.Tensor:
         return tf.convert_to_tensor(np.asarray(observations, self._observation_dtype.as_numpy_dtype))
+
+    def _acting_function(self):
+        """Samples actions for env stepping: the NumPy mirror of the policy if it has one, else TensorFlow.
+
+        The mirror's random stream is seeded from the agent's checkpointed generator, once per batch.
+        """
+        if self._numpy_policy is None:
+            return self._act_numpy
+        self._numpy_policy.refresh()
+        seed = self.rng.uniform_full_int([2], tf.int64).numpy().view(np.uint64)
+        generator = np.random.default_rng(seed)
+        policy = self._numpy_policy
+        return lambda observations: policy.sample(observations, generator)
 
     def _act_numpy(self, observations: np.ndarray) -> np.ndarray:
         # The concrete function skips tf.function's argument binding: this runs once per env step.

@@ -1,0 +1,82 @@
+"""The NumPy mirror used for env stepping computes the same policy as the Keras model."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfpg
+
+RNG = np.random.default_rng(3)
+SPACES = {
+    "box": (gym.spaces.Box(-np.inf, np.inf, (2, 3), np.float32), gym.spaces.Box(-1.0, 1.0, (2,), np.float32)),
+    "discrete": (gym.spaces.Discrete(6, start=2), gym.spaces.Discrete(3)),
+    "multidiscrete": (gym.spaces.Box(-5.0, 5.0, (4,), np.float32), gym.spaces.MultiDiscrete([2, 5])),
+    "multibinary": (gym.spaces.Box(-5.0, 5.0, (4,), np.float32), gym.spaces.MultiBinary(3)),
+}
+
+
+def _agent(kind, activation):
+    agent = tfpg.A2C(seed=1, activation=activation, initial_log_std=-0.5)
+    agent.build(*SPACES[kind])
+    for variable in agent.policy.trainable_variables:  # weights far from the near-zero initial head
+        variable.assign(RNG.normal(scale=0.7, size=variable.shape).astype(np.float32))
+    if agent.observation_normalizer is not None:
+        agent.observation_normalizer.update(tf.constant(RNG.normal(2.0, 3.0, size=(50, 6 if kind == "box" else 4))))
+    agent._numpy_policy.refresh()
+    return agent
+
+
+def _observations(kind, count):
+    space = SPACES[kind][0]
+    space.seed(int(RNG.integers(1000)))
+    return np.stack([space.sample() for _ in range(count)])
+
+
+@pytest.mark.parametrize("kind", sorted(SPACES))
+@pytest.mark.parametrize("activation", ["tanh", "relu", "elu", "silu"])
+def test_the_mirror_mode_equals_the_keras_policy_mode(kind, activation):
+    agent = _agent(kind, activation)
+    observations = _observations(kind, 64)
+    expected = agent._mode_fn(agent._as_model_input(observations)).numpy()
+    actual = agent._numpy_policy.mode(observations)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    if kind == "box":
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.mark.parametrize("kind", sorted(SPACES))
+def test_mirror_samples_follow_the_keras_policy_distribution(kind):
+    agent = _agent(kind, "tanh")
+    observation = _observations(kind, 1)
+    draws = 20000
+    samples = agent._numpy_policy.sample(np.repeat(observation, draws, axis=0), np.random.default_rng(0))
+    distribution = agent.policy(agent._as_model_input(observation))
+    if kind == "box":
+        mean, std = distribution.mean().numpy()[0], distribution.stddev().numpy()[0]
+        # 4.5 standard errors: fails on a wrong mean or scale, not by chance
+        assert np.all(np.abs(samples.mean(axis=0) - mean) < 4.5 * std / np.sqrt(draws))
+        assert np.all(np.abs(samples.std(axis=0) - std) < 4.5 * std / np.sqrt(2 * draws))
+        return
+    inner = distribution.distribution
+    if kind == "multibinary":
+        probabilities = tf.sigmoid(inner.logits).numpy()[0]
+        frequencies = samples.mean(axis=0)
+    else:
+        probabilities = tf.nn.softmax(inner.logits).numpy()[0]  # [D, K] (padded categories have p = 0)
+        frequencies = np.stack([np.bincount(samples[:, d], minlength=probabilities.shape[1]) / draws
+                                for d in range(probabilities.shape[0])])
+    standard_errors = np.sqrt(probabilities * (1 - probabilities) / draws)
+    assert np.all(np.abs(frequencies - probabilities) <= 4.5 * standard_errors + 1e-12)
+
+
+def test_collection_acts_with_the_mirror_and_log_probs_come_from_the_keras_policy(monkeypatch):
+    agent = tfpg.PPO(seed=0, rollout_steps=32)
+    agent.build(gym.spaces.Box(-np.inf, np.inf, (3,), np.float32),
+                gym.spaces.Box(-2.0, 2.0, (1,), np.float32))  # Pendulum's spaces
+    monkeypatch.setattr(agent, "_act_numpy", None)  # no TensorFlow call per env step
+    rollout = agent.collect("Pendulum-v1", 32)
+    log_probs = agent.policy(agent._as_model_input(rollout.flat("observations"))).log_prob(rollout.flat("actions"))
+    np.testing.assert_allclose(rollout.flat("log_probs"), log_probs.numpy(), rtol=1e-5, atol=1e-5)
