@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from tfpg.config import positive_int
 from tfpg.errors import EnvCopyError
 
 SUPPORTED_OBSERVATION_SPACES = ("Box", "Discrete")
@@ -208,12 +209,11 @@ def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False)
     Raises:
         ValueError: on an unknown id, a bad `num_envs`, or an unsupported env.
     """
-    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-        raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}.")
+    num_envs = positive_int("num_envs", num_envs)
     same_step = gym.vector.AutoresetMode.SAME_STEP
     if isinstance(env, str):
         check_env_id(env)
-        copies = [functools.partial(_labelled_copy, env, index) for index in range(int(num_envs))]
+        copies = [functools.partial(_labelled_copy, env, index) for index in range(num_envs)]
         vector_class = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
         return vector_class(copies, autoreset_mode=same_step)
     if isinstance(env, gym.vector.VectorEnv):

@@ -163,8 +163,7 @@ class Collector:
                     and (final is next_observations or np.isfinite(next_observations).all())):
                 bad = ~(np.isfinite(reward) & self._finite_rows(final) & self._finite_rows(next_observations))
                 if not self.skip_non_finite:
-                    self._raise_non_finite(env_step, reward, final if self._finite_rows(next_observations).all()
-                                           else next_observations)
+                    self._raise_non_finite(env_step, reward, bad)
                 reward, term, trunc, done = np.where(bad, 0.0, reward), term & ~bad, trunc | bad, done | bad
                 final = np.where(self._row_mask(bad, final), self.observations, final)
                 valid[t] = ~bad
@@ -220,12 +219,12 @@ class Collector:
             )
         return np.where(self._row_mask(copies, observations), reset, observations)
 
-    def _raise_non_finite(self, step: int, reward: np.ndarray, observations: np.ndarray) -> None:
-        what = "reward" if not np.isfinite(reward).all() else "observation"
-        values = reward if what == "reward" else observations.reshape(self.num_envs, -1)
-        bad = np.flatnonzero(~np.isfinite(values).reshape(self.num_envs, -1).all(axis=1))
+    def _raise_non_finite(self, step: int, reward: np.ndarray, bad: np.ndarray) -> None:
+        finite_reward = np.isfinite(reward)
+        what = "observation" if finite_reward.all() else "reward"
+        copies = np.flatnonzero(bad if what == "observation" else ~finite_reward)
         raise NonFiniteError(
-            f"The env returned a non-finite {what} in env copy {', '.join(map(str, bad))} at env step "
+            f"The env returned a non-finite {what} in env copy {', '.join(map(str, copies))} at env step "
             f"{step}. Nothing from this batch was used; fix or wrap the environment (e.g. clip or replace "
             f"invalid values), or set non_finite_env_data='skip' to leave such steps out and count them."
         )

@@ -91,11 +91,9 @@ class ACKTR(A2C):
         metrics["grad_norm"] = tf.linalg.global_norm(gradients)
         if self.config.max_grad_norm > 0:
             gradients, _ = tf.clip_by_global_norm(gradients, self.config.max_grad_norm, metrics["grad_norm"])
-        old_distribution = distribution
-
-        def step_kl():
+        def step_kl():  # `distribution` is the policy before the step
             new_distribution = self.policy(batch["observations"])
-            return masked_mean(tfp.distributions.kl_divergence(old_distribution, new_distribution), batch["mask"])
+            return masked_mean(tfp.distributions.kl_divergence(distribution, new_distribution), batch["mask"])
 
         metrics.update(self.kfac.apply_gradients(gradients[:len(self._policy_variables)], step_kl))
         value_step = self.value_kfac.apply_gradients(gradients[len(self._policy_variables):])
