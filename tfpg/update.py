@@ -1,0 +1,124 @@
+"""One update on a batch: the shared step around each algorithm's `_update`.
+
+`train_on_batch` standardises advantages, sets an annealed learning rate and
+runs the compiled `_transactional_update`, which undoes the algorithm's update
+in-graph if anything it produced or wrote is NaN or infinite. The helpers here
+are what algorithms' `_update`s call for gradient steps.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfpg.errors import NonFiniteError
+from tfpg.rollout import Rollout
+
+BATCH_FIELDS = ("observations", "actions", "log_probs", "values", "advantages", "returns", "mask")
+
+
+def _explained_variance(predictions: np.ndarray, targets: np.ndarray) -> float:
+    variance = float(np.var(targets))
+    if variance == 0.0:
+        return float("nan")
+    return 1.0 - float(np.var(targets - predictions)) / variance
+
+
+class UpdateMixin:
+    """`train_on_batch` and the update helpers, mixed into `OnPolicyAgent` (which provides the models)."""
+
+    def _learning_rate_now(self) -> float:
+        """The configured learning rate, linearly annealed by total env steps if enabled."""
+        decay = self.config.learning_rate_decay_steps
+        if decay <= 0:
+            return self.config.learning_rate
+        return self.config.learning_rate * max(0.0, 1.0 - self.total_steps / decay)
+
+    def _apply_gradients(self, optimizer: keras.optimizers.Optimizer, gradients: list,
+                         variables: list) -> tf.Tensor:
+        """Clips gradients to `max_grad_norm` (if > 0), applies them; returns the pre-clip norm."""
+        norm = tf.linalg.global_norm(gradients)
+        if self.config.max_grad_norm > 0:
+            gradients, _ = tf.clip_by_global_norm(gradients, self.config.max_grad_norm, use_norm=norm)
+        optimizer.apply_gradients(zip(gradients, variables))
+        return norm
+
+    def _build_optimizer(self, optimizer: keras.optimizers.Optimizer, variables: list) -> None:
+        """Creates an optimizer's slot variables now, so checkpoints can restore into them."""
+        optimizer.build(variables)
+
+    def _training_state(self) -> list:
+        """Every variable an update may write: networks, optimizer slots and counters, algorithm state."""
+        variables = {}
+        for trackable in [self.policy, self.value_model, *self._checkpoint_extras.values()]:
+            for variable in getattr(trackable, "variables", [trackable] if isinstance(trackable, tf.Variable) else []):
+                variables.setdefault(id(variable), variable)
+        return list(variables.values())
+
+    def _transactional_update(self, batch: dict) -> dict:
+        """`_update`, undone if any metric or written variable comes out NaN or infinite."""
+        state = self._training_state()
+        before = [tf.identity(v) for v in state]
+        metrics = self._update(batch)
+        checks = [tf.reduce_all(tf.math.is_finite(tf.cast(value, tf.float32))) for value in metrics.values()]
+        checks += [tf.reduce_all(tf.math.is_finite(v)) for v in state if tf.as_dtype(v.dtype).is_floating]
+        finite = tf.reduce_all(tf.stack(checks))
+        if not finite:
+            for variable, value in zip(state, before):
+                variable.assign(value)
+        metrics["all_finite"] = finite
+        return metrics
+
+    def train_on_batch(self, rollout: Rollout) -> dict:
+        """Runs one update of the algorithm on a rollout.
+
+        Args:
+            rollout: a batch from `collect`.
+
+        Returns:
+            A dict of float metrics (losses, entropy, approx KL, explained
+            variance, ...).
+        """
+        if not self.built:
+            raise ValueError("The agent is not built: call collect(env, steps) or build(...) first.")
+        if not isinstance(rollout, Rollout):
+            raise ValueError(f"train_on_batch expects a Rollout from agent.collect, got {type(rollout).__name__}.")
+        batch = {name: rollout.flat(name) for name in BATCH_FIELDS}
+        if self.config.normalize_advantages:
+            batch["advantages"] = self._standardize(batch["advantages"], batch["mask"])
+        tensors = {
+            "observations": self._as_model_input(batch["observations"]),
+            "actions": tf.convert_to_tensor(batch["actions"], self._action_dtype),
+            **{k: tf.convert_to_tensor(batch[k], tf.float32) for k in BATCH_FIELDS[2:]},
+        }
+        self._before_update()
+        metrics = {k: float(v) for k, v in self._train_step(tensors).items()}
+        if not metrics.pop("all_finite"):
+            bad = sorted(k for k, v in metrics.items() if not np.isfinite(v)) or ["parameters"]
+            raise NonFiniteError(
+                f"The update at iteration {self.iterations} (after {self.total_steps} env steps) produced "
+                f"non-finite values in: {', '.join(bad)}. The update was undone: parameters and optimizer "
+                f"state are as before it (the observation statistics and step counter include the batch), "
+                f"and no checkpoint was written. Lower the learning rate or the trust region, or check the "
+                f"rewards' scale."
+            )
+        self.iterations_variable.assign_add(1)
+        if getattr(self, "optimizer", None) is not None:
+            metrics["learning_rate"] = float(self.optimizer.learning_rate.numpy())
+        used = batch["mask"] > 0
+        metrics["explained_variance"] = _explained_variance(batch["values"][used], batch["returns"][used])
+        return metrics
+
+    def _before_update(self) -> None:
+        """Sets the annealed learning rate on the `optimizer` attribute, if there is one."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and self.config.learning_rate_decay_steps > 0:
+            optimizer.learning_rate.assign(self._learning_rate_now())
+
+    @staticmethod
+    def _standardize(advantages: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        weights = mask / max(float(mask.sum()), 1.0)
+        mean = float((advantages * weights).sum())
+        std = float(np.sqrt(((advantages - mean) ** 2 * weights).sum()))
+        return ((advantages - mean) / (std + 1e-8)).astype(np.float32)
