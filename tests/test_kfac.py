@@ -13,7 +13,7 @@ tfd = tfp.distributions
 STD = np.array([0.5, 2.0], np.float32)
 
 
-def _factors(layers, inputs, seed=0):
+def _factors(layers, inputs, seed=0, weights=None):
     """One K-FAC statistics pass (decay 0 on the first step) for a Gaussian model of fixed std."""
     kfac = KFAC(layers, [v for layer in layers for v in layer.trainable_variables])
     with tf.GradientTape(persistent=True) as tape:
@@ -24,8 +24,41 @@ def _factors(layers, inputs, seed=0):
         model = tfd.Independent(tfd.Normal(mean, STD), 1)
         sampled = tf.stop_gradient(model.sample(seed=(seed, 1)))
         log_likelihood = tf.reduce_sum(model.log_prob(sampled))
-    kfac.update_factors(tape.gradient(log_likelihood, kfac.probes()))
+    kfac.update_factors(tape.gradient(log_likelihood, kfac.probes()), weights)
     return kfac, model, sampled
+
+
+def test_weighted_factors_are_the_statistics_of_the_weighted_in_samples():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(50, 3)).astype(np.float32)
+    weights = (rng.random(50) < 0.6).astype(np.float32)
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    kfac, model, sampled = _factors([layer], tf.constant(x), weights=tf.constant(weights))
+    kept = weights > 0
+    x_bar = np.concatenate([x, np.ones((50, 1), np.float32)], axis=1)[kept]
+    # for a Gaussian of fixed std the probe gradient is g = (ã − μ) / σ²
+    g = ((sampled.numpy() - model.mean().numpy()) / STD ** 2)[kept]
+    np.testing.assert_allclose(kfac.a_factors[0].numpy(), x_bar.T @ x_bar / kept.sum(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(kfac.g_factors[0].numpy(), g.T @ g / kept.sum(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_momentum_adds_the_previous_step(momentum):
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    kfac = KFAC([layer], layer.trainable_variables, momentum=momentum)
+    assert len(kfac.velocities) == (2 if momentum else 0)
+    gradients = [tf.ones_like(v) for v in layer.trainable_variables]
+    displacements = []
+    for _ in range(2):
+        before = [v.numpy() for v in layer.trainable_variables]
+        kfac.apply_gradients(gradients)
+        displacements.append([v.numpy() - b for v, b in zip(layer.trainable_variables, before)])
+    # the factors do not change between the steps, so both have the same η·Δ; the second adds m·(first)
+    for first, second in zip(*displacements):
+        assert np.abs(first).max() > 0
+        np.testing.assert_allclose(second, (1.0 + momentum) * first, rtol=1e-5, atol=1e-7)
 
 
 def test_single_dense_layer_kfac_fisher_is_the_analytic_fisher():
@@ -94,6 +127,22 @@ def test_acktr_factors_and_step_counter_survive_save_and_restore(tmp_path):
                              restored.kfac.a_factors + restored.kfac.g_factors + restored.kfac.g_inverses):
         np.testing.assert_array_equal(saved.numpy(), loaded.numpy())
     assert not np.allclose(agent.kfac.a_factors[0].numpy(), np.eye(agent.kfac.a_factors[0].shape[0]))
+
+
+@pytest.mark.parametrize("samples", [0, 16])
+def test_acktr_factor_statistics_use_the_strided_subset_and_the_mask(samples):
+    agent = tfpg.ACKTR(seed=0, rollout_steps=100, kfac_statistics_samples=samples)
+    rollout = agent.collect("CartPole-v1", 100)
+    rollout.mask[3:20] = 0.0  # [T, N] with N = 1: rows 3-19 of the flat batch are not used
+    agent.train_on_batch(rollout)
+    observations = tf.constant(rollout.flat("observations"))
+    rows = np.arange(100)[::-(-100 // samples)] if samples else np.arange(100)  # stride ⌈100/16⌉ = 7
+    rows = rows[rollout.flat("mask")[rows] > 0]
+    inputs = agent.policy.encoder(tf.gather(observations, rows)).numpy()
+    inputs = np.concatenate([inputs, np.ones((len(rows), 1), np.float32)], axis=1)
+    # decay is 0 on the first update, so each first-layer A factor is exactly this batch's E[ā āᵀ]
+    for kfac in (agent.kfac, agent.value_kfac):
+        np.testing.assert_allclose(kfac.a_factors[0].numpy(), inputs.T @ inputs / len(rows), rtol=1e-5, atol=1e-6)
 
 
 def test_acktr_step_kl_stays_near_delta():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import tensorflow as tf
@@ -38,6 +39,9 @@ class ACKTRConfig(A2CConfig):
                                   low=0.0)
     value_max_kl: float = hparam(3.0, "δ_V of the critic's own trust region: ½E[(ΔV)²] ≤ δ_V per step.",
                                  low=0.0, low_open=True)
+    kfac_statistics_samples: int = hparam(
+        256, "Samples per batch for the Kronecker-factor statistics (an evenly strided subset, in its own "
+        "forward pass); 0 uses every sample, in the gradient's forward pass.", low=0)
 
 
 class ACKTR(A2C):
@@ -47,7 +51,10 @@ class ACKTR(A2C):
     layer of the policy and the value network. The policy's factors come from
     log π(ã|s) with ã SAMPLED from π; the critic's from the Gauss-Newton
     Fisher of a unit-variance Gaussian output, log N(ỹ | V(s), 1) with
-    ỹ ~ N(V(s), 1). Both are gathered in the same forward pass as the gradient.
+    ỹ ~ N(V(s), 1). Both are gathered on an evenly strided subset of at most
+    `kfac_statistics_samples` samples of each batch, in a forward pass of
+    their own (the running averages over ~1/(1 − decay) updates carry the
+    precision); with 0, on the whole batch in the gradient's forward pass.
     Each step's size is min(η_max, sqrt(2δ / ΔᵀF̂Δ)).
     """
 
@@ -70,27 +77,58 @@ class ACKTR(A2C):
                                max_kl=config.value_max_kl, name="value_kfac", **shared)
         return {"kfac": self.kfac, "value_kfac": self.value_kfac}
 
+    def _fisher_log_likelihood(self, distribution, values: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """Σᵢ log π(ãᵢ|sᵢ) − ½ Σᵢ (ỹᵢ − V(sᵢ))² with ãᵢ ~ π(·|sᵢ) and ỹᵢ ~ N(V(sᵢ), 1), targets held fixed."""
+        sampled_actions = tf.stop_gradient(distribution.sample(seed=seed[:, 0]))
+        sampled_targets = tf.stop_gradient(values + tf.random.stateless_normal(tf.shape(values), seed[:, 1]))
+        return tf.reduce_sum(distribution.log_prob(sampled_actions)) - \
+            0.5 * tf.reduce_sum(tf.square(sampled_targets - values))
+
+    def _capture(self, tape: tf.GradientTape) -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.kfac.capture(tape))
+        stack.enter_context(self.value_kfac.capture(tape))
+        return stack
+
+    def _fold_factor_statistics(self, tape: tf.GradientTape, fisher_log_likelihood: tf.Tensor,
+                                weights: tf.Tensor) -> None:
+        probe_gradients = tape.gradient(fisher_log_likelihood, self.kfac.probes() + self.value_kfac.probes())
+        self.kfac.update_factors(probe_gradients[:len(self.kfac.layers)], weights)
+        self.value_kfac.update_factors(probe_gradients[len(self.kfac.layers):], weights)
+
+    def _update_factors_on_subset(self, batch: dict, seed: tf.Tensor) -> None:
+        """Factor statistics from every k-th sample, k = ⌈n / kfac_statistics_samples⌉, in a separate pass."""
+        count = tf.shape(batch["mask"])[0]
+        stride = tf.maximum(1, -(-count // self.config.kfac_statistics_samples))
+        observations, weights = batch["observations"][::stride], batch["mask"][::stride]
+        with tf.GradientTape() as tape:
+            with self._capture(tape):
+                distribution = self.policy(observations)
+                values = self.value_model(observations)
+            fisher_log_likelihood = self._fisher_log_likelihood(distribution, values, seed)
+        self._fold_factor_statistics(tape, fisher_log_likelihood, weights)
+
     def _update(self, batch: dict) -> dict:
         seed = tf.cast(self.rng.make_seeds(2), tf.int32)
         variables = self._policy_variables + self._value_variables
-        with tf.GradientTape(persistent=True) as tape:
-            with self.kfac.capture(tape), self.value_kfac.capture(tape):
+        on_subset = self.config.kfac_statistics_samples > 0
+        if on_subset:
+            self._update_factors_on_subset(batch, seed)
+        with tf.GradientTape(persistent=not on_subset) as tape:
+            with contextlib.nullcontext() if on_subset else self._capture(tape):
                 distribution = self.policy(batch["observations"])
                 values = self.value_model(batch["observations"])
             loss, metrics = self._losses(batch, distribution, values)
-            sampled_actions = tf.stop_gradient(distribution.sample(seed=seed[:, 0]))
-            sampled_targets = tf.stop_gradient(values + tf.random.stateless_normal(tf.shape(values), seed[:, 1]))
-            fisher_loss = tf.reduce_sum(distribution.log_prob(sampled_actions)) - \
-                0.5 * tf.reduce_sum(tf.square(sampled_targets - values))
+            if not on_subset:
+                fisher_log_likelihood = self._fisher_log_likelihood(distribution, values, seed)
         gradients = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        probes = self.kfac.probes() + self.value_kfac.probes()
-        probe_gradients = tape.gradient(fisher_loss, probes)
+        if not on_subset:
+            self._fold_factor_statistics(tape, fisher_log_likelihood, batch["mask"])
         del tape
-        self.kfac.update_factors(probe_gradients[:len(self.kfac.layers)])
-        self.value_kfac.update_factors(probe_gradients[len(self.kfac.layers):])
         metrics["grad_norm"] = tf.linalg.global_norm(gradients)
         if self.config.max_grad_norm > 0:
             gradients, _ = tf.clip_by_global_norm(gradients, self.config.max_grad_norm, metrics["grad_norm"])
+
         def step_kl():  # `distribution` is the policy before the step
             new_distribution = self.policy(batch["observations"])
             return masked_mean(tfp.distributions.kl_divergence(distribution, new_distribution), batch["mask"])

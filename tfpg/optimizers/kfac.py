@@ -97,7 +97,9 @@ class KFAC(tf.Module):
             for store, size in ((self.a_factors, fan_in + 1), (self.g_factors, fan_out),
                                 (self.a_inverses, fan_in + 1), (self.g_inverses, fan_out)):
                 store.append(tf.Variable(tf.eye(size), trainable=False))
-        self.velocities = [tf.Variable(tf.zeros(v.shape), trainable=False) for v in self.variables_to_update]
+        # Without momentum a step is η·Δ itself; velocities would only add state and ops.
+        self.velocities = [tf.Variable(tf.zeros(v.shape), trainable=False)
+                           for v in self.variables_to_update] if momentum else []
         self._records: dict[int, tuple[tf.Tensor, tf.Tensor]] = {}
 
     @contextlib.contextmanager
@@ -134,18 +136,24 @@ class KFAC(tf.Module):
         """The probes recorded by the last `capture`, in layer order."""
         return [self._records[id(layer)][1] for layer in self.layers]
 
-    def update_factors(self, probe_gradients: Sequence[tf.Tensor]) -> None:
+    def update_factors(self, probe_gradients: Sequence[tf.Tensor], weights: tf.Tensor | None = None) -> None:
         """Folds A = E[ā āᵀ] and G = E[g gᵀ] of the last capture into the running averages.
 
         Args:
             probe_gradients: per-sample ∂/∂s of the SUMMED sampled log-likelihood
                 (row i is sample i's gradient), one per registered layer.
+            weights: optional 0/1 weight per sample (e.g. a batch's mask); the
+                expectations are then Σ wᵢ xᵢxᵢᵀ / Σ wᵢ.
         """
         decay = tf.minimum(self.decay, tf.cast(self.steps, tf.float32) / (tf.cast(self.steps, tf.float32) + 1.0))
         for layer, gradient, a_factor, g_factor in zip(self.layers, probe_gradients, self.a_factors,
                                                        self.g_factors):
             inputs = _with_bias_column(tf.cast(self._records[id(layer)][0], tf.float32))
-            count = tf.cast(tf.shape(inputs)[0], tf.float32)
+            if weights is None:
+                count = tf.cast(tf.shape(inputs)[0], tf.float32)
+            else:
+                inputs, gradient = inputs * weights[:, None], gradient * weights[:, None]
+                count = tf.maximum(tf.reduce_sum(weights), 1.0)
             a_factor.assign(decay * a_factor + (1.0 - decay) * tf.matmul(inputs, inputs, transpose_a=True) / count)
             g_factor.assign(decay * g_factor + (1.0 - decay) * tf.matmul(gradient, gradient, transpose_a=True) / count)
 
@@ -188,16 +196,21 @@ class KFAC(tf.Module):
             directions[id(variable)] = by_id[id(variable)]
             quadratic += tf.reduce_sum(tf.square(by_id[id(variable)]))
         step_size = tf.minimum(self.learning_rate, tf.sqrt(2.0 * self.max_kl / tf.maximum(quadratic, 1e-12)))
-        for variable, velocity in zip(self.variables_to_update, self.velocities):
-            velocity.assign(self.momentum * velocity + step_size * directions[id(variable)])
-            variable.assign_sub(velocity)
+        steps = [step_size * directions[id(variable)] for variable in self.variables_to_update]
+        if self.velocities:
+            for velocity, step in zip(self.velocities, steps):
+                velocity.assign(self.momentum * velocity + step)
+            steps = [tf.identity(velocity) for velocity in self.velocities]
+        for variable, step in zip(self.variables_to_update, steps):
+            variable.assign_sub(step)
         self.steps.assign_add(1)
         metrics = {"kfac_step_size": step_size, "kfac_quadratic_kl": 0.5 * step_size * step_size * quadratic}
         if kl_fn is not None:
             step_kl = kl_fn()
             shrink = tf.where(step_kl > self.max_kl, tf.sqrt(self.max_kl / tf.maximum(step_kl, 1e-12)), 1.0)
-            for variable, velocity in zip(self.variables_to_update, self.velocities):
-                variable.assign_add((1.0 - shrink) * velocity)
+            for variable, step in zip(self.variables_to_update, steps):
+                variable.assign_add((1.0 - shrink) * step)
+            for velocity in self.velocities:
                 velocity.assign(shrink * velocity)
             metrics.update(kfac_step_kl=step_kl, kfac_shrink=shrink)
         return metrics
