@@ -166,8 +166,20 @@ def test_an_npg_step_has_quadratic_kl_delta():
     assert quadratic == pytest.approx(0.02, rel=2e-3)
 
 
+def test_value_regression_lowers_the_value_loss():
+    agent = tfpg.TRPO(seed=0, rollout_steps=512, value_function="regression")
+    rollout = agent.collect("CartPole-v1", 512)
+    observations = tf.constant(rollout.flat("observations"))
+    returns = rollout.flat("returns")
+    old_loss = np.mean((agent.value_model(observations).numpy() - returns) ** 2)
+    logs = agent.train_on_batch(rollout)
+    new_loss = np.mean((agent.value_model(observations).numpy() - returns) ** 2)
+    assert new_loss < old_loss
+    assert logs["value_loss"] == pytest.approx(new_loss, rel=1e-4)
+
+
 def test_trust_region_value_step_lowers_the_loss_within_its_constraint():
-    agent = tfpg.TRPO(seed=0, rollout_steps=512, value_function="trust_region", value_max_kl=0.01)
+    agent = tfpg.TRPO(seed=0, rollout_steps=512, value_max_kl=0.01)  # the default value fit
     rollout = agent.collect("CartPole-v1", 512)
     observations = tf.constant(rollout.flat("observations"))
     returns = rollout.flat("returns")

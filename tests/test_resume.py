@@ -24,7 +24,8 @@ def _episodes_of_four():
 
 @pytest.mark.parametrize("algorithm, hyperparameters", [
     ("ppo", {"epochs": 2, "minibatch_size": 4}),
-    ("trpo", {"value_epochs": 2, "value_minibatch_size": 4}),
+    ("trpo", {"value_function": "regression", "value_epochs": 2, "value_minibatch_size": 4}),
+    ("npg", {}),
     ("acktr", {}),
 ])
 def test_half_plus_resume_plus_half_equals_one_run(tmp_path, algorithm, hyperparameters):

@@ -25,8 +25,8 @@ class NPGConfig(AgentConfig):
     cg_iterations: int = hparam(10, "Conjugate-gradient iterations for F⁻¹g.", low=1)
     cg_damping: float = hparam(0.1, "λ of the damped Fisher F + λI.", low=0.0)
     cg_residual_tolerance: float = hparam(1e-10, "CG stops once rᵀr falls below this.", low=0.0)
-    value_function: str = hparam("regression", "Value fit: Adam regression, or the trust-region "
-                                 "Gauss-Newton step.", choices=("regression", "trust_region"))
+    value_function: str = hparam("trust_region", "Value fit: the trust-region Gauss-Newton step, or Adam "
+                                 "regression.", choices=("trust_region", "regression"))
     learning_rate: float = hparam(1e-3, "Adam learning rate of the value regression.", low=0.0,
                                   low_open=True)
     value_epochs: int = hparam(10, "Passes of the value regression over each batch.", low=1)
@@ -43,11 +43,11 @@ class NPG(OnPolicyAgent):
     quadratic model of the KL, ½ΔᵀFΔ, equals δ. NPG always takes the step;
     TRPO (a subclass) differs only in `_accept_step`.
 
-    The value function is fitted after the policy step, either by Adam
-    regression on E[(V − R)²] (`value_function="regression"`) or by the
+    The value function is fitted after the policy step, by default with the
     trust-region regression min E[(V_φ − R)²] s.t. E[(V_φ − V_old)²]/(2σ²) ≤ ε,
     σ² = E[(V_old − R)²], solved like the policy step with the Gauss-Newton
-    matrix of the constraint (`value_function="trust_region"`).
+    matrix of the constraint (`value_function="trust_region"`), or by Adam
+    regression on E[(V − R)²] (`value_function="regression"`).
     """
 
     name = "npg"
