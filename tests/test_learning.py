@@ -50,8 +50,9 @@ def test_natural_gradient_methods_solve_cartpole_within_150k_steps(algorithm):
 
 
 def test_acktr_solves_cartpole_within_200k_steps():
-    # Float-level differences (e.g. the statistics subset) change which seeds land a run on a dip at
-    # exactly 200k, so the claim is about seeds in general: at least two of three fixed seeds.
+    # Float-level differences (e.g. a factor-statistics subset, which changes only rounding when it
+    # covers the whole batch) change which seeds land on a dip at exactly 200k, so the claim is about
+    # seeds in general: at least two of three fixed seeds.
     returns = []
     for seed in (0, 1, 2):
         agent = tfpg.ACKTR(seed=seed, rollout_steps=256)

@@ -40,8 +40,8 @@ class ACKTRConfig(A2CConfig):
     value_max_kl: float = hparam(3.0, "δ_V of the critic's own trust region: ½E[(ΔV)²] ≤ δ_V per step.",
                                  low=0.0, low_open=True)
     kfac_statistics_samples: int = hparam(
-        256, "Samples per batch for the Kronecker-factor statistics (an evenly strided subset, in its own "
-        "forward pass); 0 uses every sample, in the gradient's forward pass.", low=0)
+        0, "Kronecker-factor statistics from every sample, in the gradient's forward pass (0), or from an "
+        "evenly strided subset of at most this many samples, in a cheaper pass of its own.", low=0)
 
 
 class ACKTR(A2C):
@@ -51,10 +51,10 @@ class ACKTR(A2C):
     layer of the policy and the value network. The policy's factors come from
     log π(ã|s) with ã SAMPLED from π; the critic's from the Gauss-Newton
     Fisher of a unit-variance Gaussian output, log N(ỹ | V(s), 1) with
-    ỹ ~ N(V(s), 1). Both are gathered on an evenly strided subset of at most
-    `kfac_statistics_samples` samples of each batch, in a forward pass of
-    their own (the running averages over ~1/(1 − decay) updates carry the
-    precision); with 0, on the whole batch in the gradient's forward pass.
+    ỹ ~ N(V(s), 1). Both are gathered over the whole batch in the gradient's
+    forward pass, or, with `kfac_statistics_samples` > 0, on an evenly
+    strided subset in a smaller pass of their own (cheaper updates; on MuJoCo
+    a 256-sample subset learned worse, see benchmarks/RESULTS.md).
     Each step's size is min(η_max, sqrt(2δ / ΔᵀF̂Δ)).
     """
 
