@@ -27,8 +27,8 @@ class NPGConfig(AgentConfig):
     cg_residual_tolerance: float = hparam(1e-10, "CG stops once rᵀr falls below this.", low=0.0)
     value_function: str = hparam("trust_region", "Value fit: the trust-region Gauss-Newton step, or Adam "
                                  "regression.", choices=("trust_region", "regression"))
-    learning_rate: float = hparam(1e-3, "Adam learning rate of the value regression.", low=0.0,
-                                  low_open=True)
+    learning_rate: float = hparam(1e-3, "Adam learning rate of the value regression (unused otherwise).",
+                                  low=0.0, low_open=True)
     value_epochs: int = hparam(10, "Passes of the value regression over each batch.", low=1)
     value_minibatch_size: int = hparam(128, "Samples per value-regression step.", low=1)
     value_max_kl: float = hparam(0.01, "ε of the trust-region value step: mean(V − V_old)²/(2σ²) ≤ ε.",
@@ -58,8 +58,10 @@ class NPG(OnPolicyAgent):
             raise ValueError(f"{type(self).__name__} needs separate policy and value networks (the value "
                              f"fit would move the policy outside its trust region): set shared_network=False.")
         self._build_policy_snapshot()
-        self.optimizer = keras.optimizers.Adam(self.config.learning_rate)
         self._value_variables = self.value_model.trainable_variables
+        if self.config.value_function == "trust_region":
+            return {}  # no optimizer state to checkpoint, snapshot in every update, or log a rate for
+        self.optimizer = keras.optimizers.Adam(self.config.learning_rate)
         self._build_optimizer(self.optimizer, self._value_variables)
         return {"value_optimizer": self.optimizer}
 
