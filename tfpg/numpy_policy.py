@@ -41,6 +41,8 @@ class NumpyPolicy:
         self.observation = observation
         self.action = action
         self.activation = _ACTIVATIONS[activation]
+        if observation["type"] == "Discrete":  # built once: `_outputs` runs at every env step
+            self.one_hot = np.eye(observation["n"], dtype=np.float32)
         self.refresh()
 
     def refresh(self) -> None:
@@ -60,8 +62,7 @@ class NumpyPolicy:
 
     def _outputs(self, observations: np.ndarray) -> np.ndarray:
         if self.observation["type"] == "Discrete":
-            size = self.observation["n"]
-            features = np.eye(size, dtype=np.float32)[np.reshape(observations, -1) - self.observation["start"]]
+            features = self.one_hot[np.reshape(observations, -1) - self.observation["start"]]
         else:
             features = np.reshape(observations, (len(observations), -1)).astype(np.float32)
             if self.normalization is not None:
