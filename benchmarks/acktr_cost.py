@@ -2,10 +2,14 @@
 
     python benchmarks/acktr_cost.py --env=Hopper-v5 --batch=2500 --repeats=30
 
-Both agents get the same networks and the same collected batch; the median
-time of `train_on_batch` is compared (K-FAC statistics, inverse refreshes every
-`kfac_inverse_every` updates and the preconditioning included), for each
-value of `kfac_statistics_samples` given.
+Both agents get the same networks and the same collected batch. Each timing is
+the mean over a block of `--block` consecutive `train_on_batch` calls, so work
+done on every k-th update only (inverse refreshes every `kfac_inverse_every`
+updates, statistics every `kfac_statistics_every`) is counted at its amortised
+share; the median block is compared, for each
+ACKTR variant given as comma-separated config overrides ("" is the defaults):
+
+    python benchmarks/acktr_cost.py --variant= --variant=kfac_statistics_every=2
 """
 
 import statistics
@@ -18,20 +22,27 @@ import tfpg
 
 flags.DEFINE_string("env", "Hopper-v5", "Gymnasium id.")
 flags.DEFINE_integer("batch", 2500, "Samples per update.")
-flags.DEFINE_integer("repeats", 30, "Timed repeats; medians are reported.")
-flags.DEFINE_list("statistics_samples", ["0", "512", "256"],
-                  "ACKTR kfac_statistics_samples values to time (0, the default: every sample).")
+flags.DEFINE_integer("repeats", 10, "Timed blocks; medians are reported.")
+flags.DEFINE_integer("block", 20, "Updates per timed block (a multiple of every refresh period timed).")
+flags.DEFINE_multi_string("variant", ["", "kfac_statistics_every=2", "kfac_statistics_samples=256"],
+                          "ACKTR config overrides to time, e.g. kfac_statistics_every=2 ('': the defaults).")
 FLAGS = flags.FLAGS
 
 
-def _median_update_seconds(agent, rollout, repeats):
+def _median_update_seconds(agent, rollout, repeats, block):
     agent.train_on_batch(rollout)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        agent.train_on_batch(rollout)
-        times.append(time.perf_counter() - start)
+        for _ in range(block):
+            agent.train_on_batch(rollout)
+        times.append((time.perf_counter() - start) / block)
     return statistics.median(times)
+
+
+def _overrides(variant):
+    pairs = [item.split("=", 1) for item in variant.split(",") if item]
+    return {key: int(value) if value.lstrip("-").isdigit() else float(value) for key, value in pairs}
 
 
 def main(argv):
@@ -40,19 +51,18 @@ def main(argv):
     a2c = tfpg.A2C(seed=0, rollout_steps=FLAGS.batch)
     rollout = a2c.collect(FLAGS.env, FLAGS.batch)
     agents = {"a2c": a2c}
-    for samples in FLAGS.statistics_samples:
-        agents[samples] = tfpg.ACKTR(seed=0, rollout_steps=FLAGS.batch, kfac_statistics_samples=int(samples))
-        agents[samples].collect(FLAGS.env, FLAGS.batch)
+    for variant in FLAGS.variant:
+        agents[variant] = tfpg.ACKTR(seed=0, rollout_steps=FLAGS.batch, **_overrides(variant))
+        agents[variant].collect(FLAGS.env, FLAGS.batch)
     times = {name: [] for name in agents}
     for _ in range(5):  # interleaved, so all see the same machine load
         for name, agent in agents.items():
-            times[name].append(_median_update_seconds(agent, rollout, FLAGS.repeats))
+            times[name].append(_median_update_seconds(agent, rollout, FLAGS.repeats, FLAGS.block))
     a2c_time = statistics.median(times.pop("a2c"))
     print(f"update on {FLAGS.batch} samples of {FLAGS.env} (64-64): A2C {1e3 * a2c_time:.2f} ms")
-    for samples, values in times.items():
+    for variant, values in times.items():
         acktr_time = statistics.median(values)
-        print(f"ACKTR, kfac_statistics_samples={samples}: {1e3 * acktr_time:.2f} ms, "
-              f"ratio {acktr_time / a2c_time:.2f}x")
+        print(f"ACKTR ({variant or 'defaults'}): {1e3 * acktr_time:.2f} ms, ratio {acktr_time / a2c_time:.2f}x")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,12 @@ STD = np.array([0.5, 2.0], np.float32)
 def _factors(layers, inputs, seed=0, weights=None):
     """One K-FAC statistics pass (decay 0 on the first step) for a Gaussian model of fixed std."""
     kfac = KFAC(layers, [v for layer in layers for v in layer.trainable_variables])
+    model, sampled = _fold(kfac, layers, inputs, seed, weights)
+    return kfac, model, sampled
+
+
+def _fold(kfac, layers, inputs, seed=0, weights=None):
+    """Folds the statistics of one forward pass into `kfac`'s factors; returns the model and its samples."""
     with tf.GradientTape(persistent=True) as tape:
         with kfac.capture(tape):
             mean = inputs
@@ -25,7 +31,30 @@ def _factors(layers, inputs, seed=0, weights=None):
         sampled = tf.stop_gradient(model.sample(seed=(seed, 1)))
         log_likelihood = tf.reduce_sum(model.log_prob(sampled))
     kfac.update_factors(tape.gradient(log_likelihood, kfac.probes()), weights)
-    return kfac, model, sampled
+    return model, sampled
+
+
+def test_statistics_every_k_steps_fold_with_the_decay_to_the_kth_power():
+    rng = np.random.default_rng(3)
+    batches = [rng.normal(size=(40, 3)).astype(np.float32) for _ in range(2)]
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    kfac = KFAC([layer], layer.trainable_variables, decay=0.5, statistics_every=2)
+    due = []
+    for step in range(3):
+        kfac.steps.assign(step)
+        due.append(bool(kfac.gathers_statistics()))
+    assert due == [True, False, True]
+    kfac.steps.assign(0)
+    _fold(kfac, [layer], tf.constant(batches[0]))
+    kfac.steps.assign(2)
+    _fold(kfac, [layer], tf.constant(batches[1]))
+    # second fold: decay min(0.5², 1 fold / 2) = 0.25, so A = 0.25 E₀[x̄x̄ᵀ] + 0.75 E₁[x̄x̄ᵀ]
+    first, second = (np.concatenate([x, np.ones((40, 1), np.float32)], axis=1) for x in batches)
+    expected = 0.25 * first.T @ first / 40 + 0.75 * second.T @ second / 40
+    np.testing.assert_allclose(kfac.a_factors[0].numpy(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="statistics_every"):
+        KFAC([layer], layer.trainable_variables, statistics_every=0)
 
 
 def test_weighted_factors_are_the_statistics_of_the_weighted_in_samples():
@@ -143,6 +172,25 @@ def test_acktr_factor_statistics_use_the_strided_subset_and_the_mask(samples):
     # decay is 0 on the first update, so each first-layer A factor is exactly this batch's E[ā āᵀ]
     for kfac in (agent.kfac, agent.value_kfac):
         np.testing.assert_allclose(kfac.a_factors[0].numpy(), inputs.T @ inputs / len(rows), rtol=1e-5, atol=1e-6)
+
+
+def test_acktr_gathers_factor_statistics_on_every_kth_update_only():
+    agent = tfpg.ACKTR(seed=0, rollout_steps=64, kfac_statistics_every=2)
+    first_layer_factors, parameters = [], []
+    for _ in range(3):
+        rollout = agent.collect("CartPole-v1", 64)
+        agent.train_on_batch(rollout)
+        first_layer_factors.append([k.a_factors[0].numpy() for k in (agent.kfac, agent.value_kfac)])
+        parameters.append(agent.policy.trainable_variables[0].numpy())
+    # update 2 (K-FAC step 1) gathers nothing but still steps; update 3 (step 2) folds its batch in
+    np.testing.assert_array_equal(first_layer_factors[1], first_layer_factors[0])
+    assert not np.allclose(parameters[1], parameters[0])
+    inputs = agent.policy.encoder(tf.constant(rollout.flat("observations"))).numpy()
+    inputs = np.concatenate([inputs, np.ones((64, 1), np.float32)], axis=1)
+    decay = min(0.99 ** 2, 1 / 2)  # one fold before this one
+    for before, after in zip(first_layer_factors[1], first_layer_factors[2]):
+        np.testing.assert_allclose(after, decay * before + (1 - decay) * inputs.T @ inputs / 64, rtol=1e-5,
+                                   atol=1e-6)
 
 
 def test_acktr_step_kl_stays_near_delta():

@@ -56,11 +56,11 @@ class UpdateMixin:
                 variables.setdefault(id(variable), variable)
         return list(variables.values())
 
-    def _transactional_update(self, batch: dict) -> dict:
-        """`_update`, undone if any metric or written variable comes out NaN or infinite."""
+    def _transactional_update(self, batch: dict, **options) -> dict:
+        """`_update(batch, **options)`, undone if any metric or written variable comes out NaN or infinite."""
         state = self._training_state()
         before = [tf.identity(v) for v in state]
-        metrics = self._update(batch)
+        metrics = self._update(batch, **options)
         checks = [tf.reduce_all(tf.math.is_finite(tf.cast(value, tf.float32))) for value in metrics.values()]
         checks += [tf.reduce_all(tf.math.is_finite(v)) for v in state if tf.as_dtype(v.dtype).is_floating]
         finite = tf.reduce_all(tf.stack(checks))
@@ -93,7 +93,7 @@ class UpdateMixin:
             **{k: tf.convert_to_tensor(batch[k], tf.float32) for k in BATCH_FIELDS[2:]},
         }
         self._before_update()
-        metrics = {k: float(v) for k, v in self._train_step(tensors).items()}
+        metrics = {k: float(v) for k, v in self._compiled_update()(tensors).items()}
         if not metrics.pop("all_finite"):
             bad = sorted(k for k, v in metrics.items() if not np.isfinite(v)) or ["parameters"]
             raise NonFiniteError(
@@ -109,6 +109,10 @@ class UpdateMixin:
         used = batch["mask"] > 0
         metrics["explained_variance"] = _explained_variance(batch["values"][used], batch["returns"][used])
         return metrics
+
+    def _compiled_update(self):
+        """The compiled update to run on this batch (algorithms whose updates come in several kinds override it)."""
+        return self._train_step
 
     def _before_update(self) -> None:
         """Sets the annealed learning rate on the `optimizer` attribute, if there is one."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -42,6 +43,9 @@ class ACKTRConfig(A2CConfig):
     kfac_statistics_samples: int = hparam(
         0, "Kronecker-factor statistics from every sample, in the gradient's forward pass (0), or from an "
         "evenly strided subset of at most this many samples, in a cheaper pass of its own.", low=0)
+    kfac_statistics_every: int = hparam(
+        1, "Gather the Kronecker-factor statistics on every k-th update only (the running average then "
+        "decays by kfac_decay^k per gathering, spanning the same number of updates).", low=1)
 
 
 class ACKTR(A2C):
@@ -54,7 +58,8 @@ class ACKTR(A2C):
     ỹ ~ N(V(s), 1). Both are gathered over the whole batch in the gradient's
     forward pass, or, with `kfac_statistics_samples` > 0, on an evenly
     strided subset in a smaller pass of their own (cheaper updates; on MuJoCo
-    a 256-sample subset learned worse, see benchmarks/RESULTS.md).
+    a 256-sample subset learned worse, see benchmarks/RESULTS.md), and with
+    `kfac_statistics_every` = k > 1 only on every k-th update.
     Each step's size is min(η_max, sqrt(2δ / ΔᵀF̂Δ)).
     """
 
@@ -68,13 +73,14 @@ class ACKTR(A2C):
         if config.learning_rate_decay_steps:
             raise ValueError("ACKTR scales every step by its KL bound; learning_rate_decay_steps must be 0.")
         shared = dict(learning_rate=config.learning_rate, damping=config.kfac_damping, decay=config.kfac_decay,
-                      inverse_update_every=config.kfac_inverse_every, momentum=config.momentum)
+                      statistics_every=config.kfac_statistics_every, inverse_update_every=config.kfac_inverse_every, momentum=config.momentum)
         self._policy_variables = self.policy.trainable_variables
         self._value_variables = self.value_model.trainable_variables
         self.kfac = KFAC([*self.policy.hidden, self.policy.head.projection], self._policy_variables,
                          max_kl=config.max_kl, name="kfac", **shared)
         self.value_kfac = KFAC([*self.value_model.hidden, self.value_model.output_layer], self._value_variables,
                                max_kl=config.value_max_kl, name="value_kfac", **shared)
+        self._update_without_statistics = None
         return {"kfac": self.kfac, "value_kfac": self.value_kfac}
 
     def _fisher_log_likelihood(self, distribution, values: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -108,21 +114,32 @@ class ACKTR(A2C):
             fisher_log_likelihood = self._fisher_log_likelihood(distribution, values, seed)
         self._fold_factor_statistics(tape, fisher_log_likelihood, weights)
 
-    def _update(self, batch: dict) -> dict:
+    def _compiled_update(self):
+        """The update with factor statistics on gathering updates, the one without them otherwise."""
+        if self.config.kfac_statistics_every == 1 or bool(self.kfac.gathers_statistics()):
+            return self._train_step
+        if self._update_without_statistics is None:
+            self._update_without_statistics = tf.function(
+                functools.partial(self._transactional_update, gather_statistics=False),
+                input_signature=self._train_step.input_signature)
+        return self._update_without_statistics
+
+    def _update(self, batch: dict, gather_statistics: bool = True) -> dict:
         seed = tf.cast(self.rng.make_seeds(2), tf.int32)
         variables = self._policy_variables + self._value_variables
-        on_subset = self.config.kfac_statistics_samples > 0
+        on_subset = gather_statistics and self.config.kfac_statistics_samples > 0
+        in_gradient_pass = gather_statistics and not on_subset
         if on_subset:
             self._update_factors_on_subset(batch, seed)
-        with tf.GradientTape(persistent=not on_subset) as tape:
-            with contextlib.nullcontext() if on_subset else self._capture(tape):
+        with tf.GradientTape(persistent=in_gradient_pass) as tape:
+            with self._capture(tape) if in_gradient_pass else contextlib.nullcontext():
                 distribution = self.policy(batch["observations"])
                 values = self.value_model(batch["observations"])
             loss, metrics = self._losses(batch, distribution, values)
-            if not on_subset:
+            if in_gradient_pass:
                 fisher_log_likelihood = self._fisher_log_likelihood(distribution, values, seed)
         gradients = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        if not on_subset:
+        if in_gradient_pass:
             self._fold_factor_statistics(tape, fisher_log_likelihood, batch["mask"])
         del tape
         metrics["grad_norm"] = tf.linalg.global_norm(gradients)

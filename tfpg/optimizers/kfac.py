@@ -39,7 +39,9 @@ class KFAC(tf.Module):
     For a registered layer s = a W + b, with ā = [a, 1] and g = ∂ log p(ỹ|x)/∂s
     for targets ỹ SAMPLED from the model (the true Fisher), the Fisher block of
     W̄ = [W; b] is approximated by A ⊗ G with A = E[ā āᵀ] and G = E[g gᵀ],
-    kept as exponential running averages in `tf.Variable`s. The natural
+    kept as exponential running averages in `tf.Variable`s, folded in every
+    `statistics_every` steps (with decay β^k per fold for k = `statistics_every`,
+    so the averages span the same number of steps). The natural
     direction of a gradient ∇W̄ is Δ = (A + π√λI)⁻¹ ∇W̄ (G + √λ/πI)⁻¹, with the
     inverses refreshed every `inverse_update_every` steps. The step
     θ ← θ − η Δ uses η = min(η_max, sqrt(2δ / ΔᵀF̂Δ)), ΔᵀF̂Δ = Σ tr(Δᵀ A Δ G),
@@ -58,14 +60,16 @@ class KFAC(tf.Module):
         learning_rate: η_max.
         max_kl: δ of the trust-region scaling.
         damping: λ.
-        decay: running-average decay of the factors.
+        decay: running-average decay of the factors per step.
+        statistics_every: steps between folds of new factor statistics (1: every
+            step); the caller gathers them when `gathers_statistics()` is true.
         inverse_update_every: steps between refreshes of the inverses.
         momentum: momentum of the update (0 disables it).
     """
 
     def __init__(self, layers: Sequence, variables: Sequence, learning_rate: float = 0.25,
                  max_kl: float = 0.002, damping: float = 0.01, decay: float = 0.99,
-                 inverse_update_every: int = 10, momentum: float = 0.0, name: str = "kfac"):
+                 statistics_every: int = 1, inverse_update_every: int = 10, momentum: float = 0.0, name: str = "kfac"):
         super().__init__(name=name)
         self.layers = list(layers)
         for layer in self.layers:
@@ -86,6 +90,9 @@ class KFAC(tf.Module):
         self.max_kl = max_kl
         self.damping = damping
         self.decay = decay
+        if statistics_every < 1:
+            raise ValueError(f"KFAC statistics_every must be a positive number of steps; got {statistics_every}.")
+        self.statistics_every = statistics_every
         self.inverse_update_every = inverse_update_every
         self.momentum = momentum
         registered = {id(v) for layer in self.layers for v in (layer.kernel, layer.bias)}
@@ -136,6 +143,10 @@ class KFAC(tf.Module):
         """The probes recorded by the last `capture`, in layer order."""
         return [self._records[id(layer)][1] for layer in self.layers]
 
+    def gathers_statistics(self) -> tf.Tensor:
+        """Whether this step folds in new factor statistics: every `statistics_every`-th step, from the first."""
+        return self.steps % self.statistics_every == 0
+
     def update_factors(self, probe_gradients: Sequence[tf.Tensor], weights: tf.Tensor | None = None) -> None:
         """Folds A = E[ā āᵀ] and G = E[g gᵀ] of the last capture into the running averages.
 
@@ -145,7 +156,8 @@ class KFAC(tf.Module):
             weights: optional 0/1 weight per sample (e.g. a batch's mask); the
                 expectations are then Σ wᵢ xᵢxᵢᵀ / Σ wᵢ.
         """
-        decay = tf.minimum(self.decay, tf.cast(self.steps, tf.float32) / (tf.cast(self.steps, tf.float32) + 1.0))
+        folds = tf.cast(self.steps // self.statistics_every, tf.float32)  # folds before this one
+        decay = tf.minimum(self.decay ** self.statistics_every, folds / (folds + 1.0))
         for layer, gradient, a_factor, g_factor in zip(self.layers, probe_gradients, self.a_factors,
                                                        self.g_factors):
             inputs = _with_bias_column(tf.cast(self._records[id(layer)][0], tf.float32))
