@@ -89,6 +89,16 @@ def test_gaussian_log_prob_is_the_diagonal_normal_density():
     np.testing.assert_allclose(distribution.log_prob(a).numpy(), expected, rtol=1e-5)
 
 
+def test_initial_std_is_a_fraction_of_each_action_half_range():
+    observation = describe_observation_space(spaces.Box(-1, 1, (2,), np.float32))
+    low, high = np.array([-2.0, 0.0, -np.inf], np.float32), np.array([2.0, 0.5, np.inf], np.float32)
+    action = describe_action_space(spaces.Box(low, high, dtype=np.float32))
+    policy = PolicyNetwork(observation, action, initial_log_std=-0.69)
+    std = policy(tf.zeros((1, 2))).stddev().numpy()[0]
+    # half-ranges 2 and 0.25; the unbounded dimension counts as 1
+    np.testing.assert_allclose(std, np.exp(-0.69) * np.array([2.0, 0.25, 1.0]), rtol=1e-6)
+
+
 def test_discrete_observations_are_one_hot_encoded():
     observation = describe_observation_space(spaces.Discrete(5, start=2))
     model = ValueNetwork(observation, hidden_sizes=(4,))

@@ -103,7 +103,8 @@ class AgentConfig:
     normalize_observations: bool = hparam(True, "Normalise observations by running statistics.")
     scale_rewards: bool = hparam(False, "Divide rewards by the running std of the discounted return.")
     normalize_advantages: bool = hparam(True, "Standardise advantages within each batch.")
-    initial_log_std: float = hparam(0.0, "Initial log standard deviation of Gaussian policies.",
+    initial_log_std: float = hparam(0.0, "Initial log std of Gaussian policies, in units of the action "
+                                         "half-range (high - low)/2 where finite (0: std = half-range).",
                                     low=-20.0, high=2.0)
     shared_network: bool = hparam(False, "Policy and value share their hidden layers.")
     learning_rate_decay_steps: int = hparam(

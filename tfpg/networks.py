@@ -80,17 +80,26 @@ def track_layers(model: keras.Model, layers: Sequence[keras.layers.Layer], prefi
         setattr(model, f"{prefix}_{index}", layer)
 
 
+def _half_ranges(description: dict) -> np.ndarray:
+    """(high − low)/2 per flat action dimension of a Box description; 1 where a bound is infinite."""
+    half = (np.asarray(description["high"], np.float64) - np.asarray(description["low"], np.float64)) / 2.0
+    return np.where(np.isfinite(half) & (half > 0), half, 1.0)
+
+
 class DistributionHead(keras.layers.Layer):
     """Maps features to the action distribution of a described action space.
 
     - `Box`: diagonal Gaussian `Independent(Normal(μ(x), exp(log_std)), 1)` with a
-      state-independent learnable log-std.
+      state-independent learnable log-std, initially `initial_log_std` plus the log
+      of each dimension's half-range (high − low)/2 (plus 0 where a bound is
+      infinite), so the initial std is the same fraction of every action range.
     - `Discrete` / `MultiDiscrete`: independent categoricals, event shape `[D]`.
     - `MultiBinary`: independent Bernoullis, event shape `[n]`.
 
     Args:
         description: action space description (`tfpg.envs.describe_action_space`).
-        initial_log_std: initial log standard deviation of Gaussian policies.
+        initial_log_std: initial log standard deviation of Gaussian policies, in
+            units of the action half-range.
     """
 
     def __init__(self, description: dict, initial_log_std: float = 0.0, **kwargs):
@@ -108,9 +117,10 @@ class DistributionHead(keras.layers.Layer):
             units = action_size(description)
         self.projection = _dense(units, None, 0.01, "logits" if kind != "Box" else "mean")
         if kind == "Box":
+            initial = initial_log_std + np.log(_half_ranges(description))
             self.log_std = self.add_weight(
                 shape=(units,),
-                initializer=keras.initializers.Constant(initial_log_std),
+                initializer=lambda shape, dtype=None: tf.constant(initial.reshape(shape), dtype or tf.float32),
                 name="log_std",
             )
 

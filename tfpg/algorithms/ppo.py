@@ -19,9 +19,19 @@ _METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"
 
 @dataclasses.dataclass
 class PPOConfig(AgentConfig):
-    """PPO hyperparameters; defaults follow the PPO paper's MuJoCo settings."""
+    """PPO hyperparameters; defaults follow the PPO paper's MuJoCo settings except the initial std.
+
+    Gaussian policies start with std ≈ 0.5 × the action half-range (log-std −0.69;
+    0.5 on MuJoCo's [−1, 1] actions) rather than 1 ×: a smaller initial std, as
+    Andrychowicz et al. (2021) recommend (TF-Agents' PPO starts at 0.35). On
+    HalfCheetah-v5 every seed then left the ~1800 local optimum that std 1 stayed in
+    (benchmarks/RESULTS.md).
+    """
 
     scale_rewards: bool = hparam(True, "Divide rewards by the running std of the discounted return.")
+    initial_log_std: float = hparam(-0.69, "Initial log std of Gaussian policies, in units of the action "
+                                           "half-range (high - low)/2 where finite (-0.69: std ≈ 0.5 × half-range).",
+                                    low=-20.0, high=2.0)
 
     loss: str = hparam("clip", "Surrogate: clipped ratio, or a KL penalty with adaptive or fixed β.",
                        choices=("clip", "adaptive_kl", "fixed_kl"))
