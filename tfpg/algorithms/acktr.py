@@ -73,7 +73,8 @@ class ACKTR(A2C):
         if config.learning_rate_decay_steps:
             raise ValueError("ACKTR scales every step by its KL bound; learning_rate_decay_steps must be 0.")
         shared = dict(learning_rate=config.learning_rate, damping=config.kfac_damping, decay=config.kfac_decay,
-                      statistics_every=config.kfac_statistics_every, inverse_update_every=config.kfac_inverse_every, momentum=config.momentum)
+                      statistics_every=config.kfac_statistics_every, inverse_update_every=config.kfac_inverse_every,
+                      momentum=config.momentum)
         self._policy_variables = self.policy.trainable_variables
         self._value_variables = self.value_model.trainable_variables
         self.kfac = KFAC([*self.policy.hidden, self.policy.head.projection], self._policy_variables,

@@ -69,7 +69,8 @@ class KFAC(tf.Module):
 
     def __init__(self, layers: Sequence, variables: Sequence, learning_rate: float = 0.25,
                  max_kl: float = 0.002, damping: float = 0.01, decay: float = 0.99,
-                 statistics_every: int = 1, inverse_update_every: int = 10, momentum: float = 0.0, name: str = "kfac"):
+                 statistics_every: int = 1, inverse_update_every: int = 10, momentum: float = 0.0,
+                 name: str = "kfac"):
         super().__init__(name=name)
         self.layers = list(layers)
         for layer in self.layers:
