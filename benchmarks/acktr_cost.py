@@ -1,13 +1,13 @@
 """Cost of an ACKTR update relative to the same A2C update, measured in one run.
 
-    python benchmarks/acktr_cost.py --env=Hopper-v5 --batch=2500 --repeats=30
+    python benchmarks/acktr_cost.py --env=Hopper-v5 --batch=2500 --block=60 --repeats=5
 
 Both agents get the same networks and the same collected batch. Each timing is
 the mean over a block of `--block` consecutive `train_on_batch` calls, so work
 done on every k-th update only (inverse refreshes every `kfac_inverse_every`
 updates, statistics every `kfac_statistics_every`) is counted at its amortised
-share; the median block is compared, for each
-ACKTR variant given as comma-separated config overrides ("" is the defaults):
+share; the median block is compared, for each ACKTR variant given as
+comma-separated numeric config overrides ("" is the defaults):
 
     python benchmarks/acktr_cost.py --variant= --variant=kfac_statistics_every=2
 """
