@@ -29,8 +29,9 @@ def _fold(kfac, layers, inputs, seed=0, weights=None):
                 mean = layer(mean)
         model = tfd.Independent(tfd.Normal(mean, STD), 1)
         sampled = tf.stop_gradient(model.sample(seed=(seed, 1)))
-        log_likelihood = tf.reduce_sum(model.log_prob(sampled))
-    kfac.update_factors(tape.gradient(log_likelihood, kfac.probes()), weights)
+        log_probs = model.log_prob(sampled)
+        log_likelihood = tf.reduce_sum(log_probs if weights is None else weights * log_probs)
+    kfac.update_factors(tape.gradient(log_likelihood, kfac.pre_activations()), weights)
     return model, sampled
 
 
@@ -66,7 +67,7 @@ def test_weighted_factors_are_the_statistics_of_the_weighted_in_samples():
     kfac, model, sampled = _factors([layer], tf.constant(x), weights=tf.constant(weights))
     kept = weights > 0
     x_bar = np.concatenate([x, np.ones((50, 1), np.float32)], axis=1)[kept]
-    # for a Gaussian of fixed std the probe gradient is g = (ã − μ) / σ²
+    # for a Gaussian of fixed std the pre-activation gradient is g = (ã − μ) / σ²
     g = ((sampled.numpy() - model.mean().numpy()) / STD ** 2)[kept]
     np.testing.assert_allclose(kfac.a_factors[0].numpy(), x_bar.T @ x_bar / kept.sum(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(kfac.g_factors[0].numpy(), g.T @ g / kept.sum(), rtol=1e-4, atol=1e-5)
@@ -136,6 +137,44 @@ def test_two_layer_kfac_blocks_match_the_exact_fisher_blocks():
     # K-FAC neglects; with weights of scale 0.3 the block stays within about a quarter of the exact one.
     assert errors[1] < 0.06, errors
     assert errors[0] < 0.35, errors
+
+
+def test_output_weighted_gradients_are_the_gradient_of_the_weighted_outputs():
+    rng = np.random.default_rng(4)
+    hidden = keras.layers.Dense(4, activation="tanh")
+    output = keras.layers.Dense(1)
+    hidden.build((None, 3))
+    output.build((None, 4))
+    layers = [hidden, output]
+    kfac = KFAC(layers, [v for layer in layers for v in layer.trainable_variables])
+    x = tf.constant(rng.normal(size=(30, 3)).astype(np.float32))
+    c = tf.constant(rng.normal(size=30).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        with kfac.capture(tape):
+            y = tf.squeeze(output(hidden(x)), -1)
+        total, weighted = tf.reduce_sum(y), tf.reduce_sum(c * y)
+    jacobians = tape.gradient(total, kfac.pre_activations())
+    expected = tape.gradient(weighted, kfac.variables_to_update)
+    gradients = kfac.output_weighted_gradients(jacobians, c)
+    for variable, gradient in zip(kfac.variables_to_update, expected):
+        np.testing.assert_allclose(gradients[id(variable)].numpy(), gradient.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_acktr_critic_factors_are_the_exact_gauss_newton_factors():
+    agent = tfpg.ACKTR(seed=0, rollout_steps=100)
+    rollout = agent.collect("CartPole-v1", 100)
+    rollout.mask[10:30] = 0.0
+    used = rollout.flat("mask") > 0
+    layers = agent.value_kfac.layers
+    with tf.GradientTape() as tape:
+        values = agent.value_model(tf.constant(rollout.flat("observations")))
+    # ∂V/∂b of a layer is ∂V/∂s, its per-sample Jacobian row J
+    jacobians = tape.jacobian(values, [layer.bias for layer in layers])
+    agent.train_on_batch(rollout)
+    # decay is 0 on the first update; G of log N(ỹ | V, 1) is E[J Jᵀ] exactly, without sampling noise
+    for g_factor, jacobian in zip(agent.value_kfac.g_factors, jacobians):
+        rows = jacobian.numpy()[used]
+        np.testing.assert_allclose(g_factor.numpy(), rows.T @ rows / used.sum(), rtol=1e-4, atol=1e-7)
 
 
 def test_unsupported_layers_are_named():

@@ -53,9 +53,11 @@ class ACKTR(A2C):
 
     The A2C loss, with its gradient preconditioned by K-FAC over every Dense
     layer of the policy and the value network. The policy's factors come from
-    log π(ã|s) with ã SAMPLED from π; the critic's from the Gauss-Newton
-    Fisher of a unit-variance Gaussian output, log N(ỹ | V(s), 1) with
-    ỹ ~ N(V(s), 1). Both are gathered over the whole batch in the gradient's
+    log π(ã|s) with ã SAMPLED from π; the critic's are the Gauss-Newton
+    Fisher of a unit-variance Gaussian output, log N(ỹ | V(s), 1), in
+    expectation over ỹ ~ N(V(s), 1): G = E[J Jᵀ] from the Jacobian rows
+    J = ∂V/∂s, which also give the critic's loss gradient, so its backward
+    pass is shared. Both are gathered over the whole batch in the gradient's
     forward pass, or, with `kfac_statistics_samples` > 0, on an evenly
     strided subset in a smaller pass of their own (cheaper updates; on MuJoCo
     a 256-sample subset learned worse, see benchmarks/RESULTS.md), and with
@@ -84,24 +86,32 @@ class ACKTR(A2C):
         self._update_without_statistics = None
         return {"kfac": self.kfac, "value_kfac": self.value_kfac}
 
-    def _fisher_log_likelihood(self, distribution, values: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        """Σᵢ log π(ãᵢ|sᵢ) − ½ Σᵢ (ỹᵢ − V(sᵢ))² with ãᵢ ~ π(·|sᵢ) and ỹᵢ ~ N(V(sᵢ), 1), targets held fixed."""
-        sampled_actions = tf.stop_gradient(distribution.sample(seed=seed[:, 0]))
-        sampled_targets = tf.stop_gradient(values + tf.random.stateless_normal(tf.shape(values), seed[:, 1]))
-        return tf.reduce_sum(distribution.log_prob(sampled_actions)) - \
-            0.5 * tf.reduce_sum(tf.square(sampled_targets - values))
+    def _fisher_targets(self, distribution, values: tf.Tensor, seed: tf.Tensor,
+                        weights: tf.Tensor | None = None) -> tf.Tensor:
+        """Σᵢ wᵢ log π(ãᵢ|sᵢ) + Σᵢ wᵢ V(sᵢ), ãᵢ ~ π(·|sᵢ) held fixed (wᵢ = 1 without `weights`).
 
-    def _capture(self, tape: tf.GradientTape) -> contextlib.ExitStack:
+        Per sample, the first term's gradient w.r.t. the policy's pre-activations
+        is the sampled Fisher's g; the second's w.r.t. the critic's is the
+        Jacobian row J of V, whose E[J Jᵀ] is the critic's Gauss-Newton G
+        (for log N(ỹ | V, 1), E over ỹ ~ N(V, 1) of (ỹ − V)² J Jᵀ = J Jᵀ: the
+        expectation of the sampled estimate, without sampling it).
+        """
+        sampled_actions = tf.stop_gradient(distribution.sample(seed=seed))
+        log_likelihood = distribution.log_prob(sampled_actions)
+        if weights is None:
+            return tf.reduce_sum(log_likelihood) + tf.reduce_sum(values)
+        return tf.reduce_sum(weights * log_likelihood) + tf.reduce_sum(weights * values)
+
+    def _capture(self, tape: tf.GradientTape, policy: bool = True) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
-        stack.enter_context(self.kfac.capture(tape))
+        if policy:
+            stack.enter_context(self.kfac.capture(tape))
         stack.enter_context(self.value_kfac.capture(tape))
         return stack
 
-    def _fold_factor_statistics(self, tape: tf.GradientTape, fisher_log_likelihood: tf.Tensor,
-                                weights: tf.Tensor) -> None:
-        probe_gradients = tape.gradient(fisher_log_likelihood, self.kfac.probes() + self.value_kfac.probes())
-        self.kfac.update_factors(probe_gradients[:len(self.kfac.layers)], weights)
-        self.value_kfac.update_factors(probe_gradients[len(self.kfac.layers):], weights)
+    def _fold_factor_statistics(self, output_gradients: list, weights: tf.Tensor | None = None) -> None:
+        self.kfac.update_factors(output_gradients[:len(self.kfac.layers)], weights)
+        self.value_kfac.update_factors(output_gradients[len(self.kfac.layers):], weights)
 
     def _update_factors_on_subset(self, batch: dict, seed: tf.Tensor) -> None:
         """Factor statistics from every k-th sample, k = ⌈n / kfac_statistics_samples⌉, in a separate pass."""
@@ -112,8 +122,9 @@ class ACKTR(A2C):
             with self._capture(tape):
                 distribution = self.policy(observations)
                 values = self.value_model(observations)
-            fisher_log_likelihood = self._fisher_log_likelihood(distribution, values, seed)
-        self._fold_factor_statistics(tape, fisher_log_likelihood, weights)
+            targets = self._fisher_targets(distribution, values, seed, weights)
+        self._fold_factor_statistics(
+            tape.gradient(targets, self.kfac.pre_activations() + self.value_kfac.pre_activations()), weights)
 
     def _compiled_update(self):
         """The update with factor statistics on gathering updates, the one without them otherwise."""
@@ -126,23 +137,35 @@ class ACKTR(A2C):
         return self._update_without_statistics
 
     def _update(self, batch: dict, gather_statistics: bool = True) -> dict:
-        seed = tf.cast(self.rng.make_seeds(2), tf.int32)
-        variables = self._policy_variables + self._value_variables
+        seed = tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32)
         on_subset = gather_statistics and self.config.kfac_statistics_samples > 0
         in_gradient_pass = gather_statistics and not on_subset
         if on_subset:
             self._update_factors_on_subset(batch, seed)
-        with tf.GradientTape(persistent=in_gradient_pass) as tape:
-            with self._capture(tape) if in_gradient_pass else contextlib.nullcontext():
+        # Only the used rows from here on, so no statistic needs per-sample weights.
+        used = tf.where(batch["mask"] > 0)[:, 0]
+        batch = {name: tf.gather(values, used) for name, values in batch.items()}
+        with tf.GradientTape(persistent=True) as tape:
+            with self._capture(tape, policy=in_gradient_pass):
                 distribution = self.policy(batch["observations"])
                 values = self.value_model(batch["observations"])
             loss, metrics = self._losses(batch, distribution, values)
             if in_gradient_pass:
-                fisher_log_likelihood = self._fisher_log_likelihood(distribution, values, seed)
-        gradients = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        if in_gradient_pass:
-            self._fold_factor_statistics(tape, fisher_log_likelihood, batch["mask"])
+                targets = self._fisher_targets(distribution, values, seed)
+            else:
+                targets = tf.reduce_sum(values)
+        policy_gradients = tape.gradient(loss, self._policy_variables,
+                                         unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        # The critic's loss gradient comes from its Jacobians (one backward pass for it and for G).
+        value_cotangents = tape.gradient(loss, values)
+        probes = (self.kfac.pre_activations() if in_gradient_pass else []) + self.value_kfac.pre_activations()
+        output_gradients = tape.gradient(targets, probes)
         del tape
+        if in_gradient_pass:
+            self._fold_factor_statistics(output_gradients)
+        by_id = self.value_kfac.output_weighted_gradients(output_gradients[-len(self.value_kfac.layers):],
+                                                          value_cotangents)
+        gradients = policy_gradients + [by_id[id(v)] for v in self._value_variables]
         metrics["grad_norm"] = tf.linalg.global_norm(gradients)
         if self.config.max_grad_norm > 0:
             gradients, _ = tf.clip_by_global_norm(gradients, self.config.max_grad_norm, metrics["grad_norm"])

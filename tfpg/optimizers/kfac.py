@@ -9,10 +9,6 @@ import keras
 import tensorflow as tf
 
 
-def _with_bias_column(inputs: tf.Tensor) -> tf.Tensor:
-    return tf.concat([inputs, tf.ones_like(inputs[:, :1])], axis=1)
-
-
 def damped_inverses(a: tf.Tensor, g: tf.Tensor, damping: float) -> tuple[tf.Tensor, tf.Tensor]:
     """(A + π√λ I)⁻¹ and (G + √λ/π I)⁻¹ with the π-correction π = sqrt((tr A / dim A) / (tr G / dim G)).
 
@@ -112,10 +108,11 @@ class KFAC(tf.Module):
 
     @contextlib.contextmanager
     def capture(self, tape: tf.GradientTape):
-        """Records each registered layer's inputs and a probe on its pre-activations during a forward pass.
+        """Records each registered layer's inputs and pre-activations during a forward pass.
 
-        Inside the context the layers compute s = a W + b + probe with a zero
-        probe watched by `tape`, so ∂L/∂probe = ∂L/∂s for any loss L.
+        Inside the context each layer computes s = a W + b, watched by `tape`,
+        then its activation, so `tape.gradient(L, self.pre_activations())`
+        gives the per-sample ∂L/∂s of any loss L.
         """
         self._records = {}
         originals = {}
@@ -124,11 +121,9 @@ class KFAC(tf.Module):
 
             def call(inputs, training=None, _layer=layer):
                 pre_activation = tf.matmul(inputs, _layer.kernel) + _layer.bias
-                probe = tf.zeros_like(pre_activation)
-                tape.watch(probe)
-                self._records[id(_layer)] = (inputs, probe)
-                outputs = pre_activation + probe
-                return _layer.activation(outputs) if _layer.activation is not None else outputs
+                tape.watch(pre_activation)
+                self._records[id(_layer)] = (inputs, pre_activation)
+                return _layer.activation(pre_activation) if _layer.activation is not None else pre_activation
 
             object.__setattr__(layer, "call", call)
         try:
@@ -140,35 +135,68 @@ class KFAC(tf.Module):
                 else:
                     object.__setattr__(layer, "call", originals[id(layer)])
 
-    def probes(self) -> list[tf.Tensor]:
-        """The probes recorded by the last `capture`, in layer order."""
+    def pre_activations(self) -> list[tf.Tensor]:
+        """The pre-activations s recorded by the last `capture`, in layer order."""
         return [self._records[id(layer)][1] for layer in self.layers]
 
     def gathers_statistics(self) -> tf.Tensor:
         """Whether this step folds in new factor statistics: every `statistics_every`-th step, from the first."""
         return self.steps % self.statistics_every == 0
 
-    def update_factors(self, probe_gradients: Sequence[tf.Tensor], weights: tf.Tensor | None = None) -> None:
+    def _inputs(self, layer) -> tf.Tensor:
+        return tf.cast(self._records[id(layer)][0], tf.float32)
+
+    def update_factors(self, output_gradients: Sequence[tf.Tensor], weights: tf.Tensor | None = None) -> None:
         """Folds A = E[ā āᵀ] and G = E[g gᵀ] of the last capture into the running averages.
 
+        A = [[E[a aᵀ], E[a]], [E[a]ᵀ, 1]] is assembled from aᵀa and the column
+        sums of a, so the bias column ā = [a, 1] is never materialised.
+
         Args:
-            probe_gradients: per-sample ∂/∂s of the SUMMED sampled log-likelihood
-                (row i is sample i's gradient), one per registered layer.
+            output_gradients: per-sample g = ∂/∂s of the SUMMED log-likelihood
+                Σᵢ wᵢ log p(ỹᵢ|xᵢ) of targets sampled from the model (row i is
+                sample i's gradient; weighting the log-likelihood makes the rows
+                of samples with wᵢ = 0 zero), one per registered layer.
             weights: optional 0/1 weight per sample (e.g. a batch's mask); the
                 expectations are then Σ wᵢ xᵢxᵢᵀ / Σ wᵢ.
         """
         folds = tf.cast(self.steps // self.statistics_every, tf.float32)  # folds before this one
         decay = tf.minimum(self.decay ** self.statistics_every, folds / (folds + 1.0))
-        for layer, gradient, a_factor, g_factor in zip(self.layers, probe_gradients, self.a_factors,
+        for layer, gradient, a_factor, g_factor in zip(self.layers, output_gradients, self.a_factors,
                                                        self.g_factors):
-            inputs = _with_bias_column(tf.cast(self._records[id(layer)][0], tf.float32))
+            inputs = self._inputs(layer)
             if weights is None:
-                count = tf.cast(tf.shape(inputs)[0], tf.float32)
+                weighted, count = inputs, tf.cast(tf.shape(inputs)[0], tf.float32)
             else:
-                inputs, gradient = inputs * weights[:, None], gradient * weights[:, None]
-                count = tf.maximum(tf.reduce_sum(weights), 1.0)
-            a_factor.assign(decay * a_factor + (1.0 - decay) * tf.matmul(inputs, inputs, transpose_a=True) / count)
+                weighted, count = inputs * weights[:, None], tf.reduce_sum(weights)
+            sums = tf.reduce_sum(weighted, axis=0)
+            second_moment = tf.concat([
+                tf.concat([tf.matmul(weighted, inputs, transpose_a=True), sums[:, None]], axis=1),
+                tf.concat([sums, count[None]], axis=0)[None, :],
+            ], axis=0)
+            count = tf.maximum(count, 1.0)
+            a_factor.assign(decay * a_factor + (1.0 - decay) * second_moment / count)
             g_factor.assign(decay * g_factor + (1.0 - decay) * tf.matmul(gradient, gradient, transpose_a=True) / count)
+
+    def output_weighted_gradients(self, output_gradients: Sequence[tf.Tensor],
+                                  cotangents: tf.Tensor) -> dict[int, tf.Tensor]:
+        """The gradient of Σᵢ cᵢ yᵢ for a model with a scalar output yᵢ per sample, from its per-sample Jacobians.
+
+        With Jᵢ = ∂yᵢ/∂s the rows of `output_gradients` (one per registered
+        layer, from the last capture), ∂/∂W̄ Σᵢ cᵢ yᵢ = Σᵢ āᵢ (cᵢ Jᵢ)ᵀ: the
+        kernel gets aᵀ(c ⊙ J), the bias Σᵢ cᵢ Jᵢ. With cᵢ = ∂L/∂yᵢ this is ∂L/∂W̄,
+        so one backward pass gives both a loss's gradient and the Jacobians whose
+        E[J Jᵀ] is the Gauss-Newton G of a unit-variance Gaussian output.
+
+        Returns:
+            `{id(variable): gradient}` for every registered kernel and bias.
+        """
+        gradients = {}
+        for layer, jacobian in zip(self.layers, output_gradients):
+            scaled = jacobian * cotangents[:, None]
+            gradients[id(layer.kernel)] = tf.matmul(self._inputs(layer), scaled, transpose_a=True)
+            gradients[id(layer.bias)] = tf.reduce_sum(scaled, axis=0)
+        return gradients
 
     def refresh_inverses(self) -> None:
         """Recomputes the damped inverses from the current factors."""
@@ -202,7 +230,8 @@ class KFAC(tf.Module):
                 self.layers, self.a_factors, self.g_factors, self.a_inverses, self.g_inverses):
             combined = tf.concat([by_id[id(layer.kernel)], by_id[id(layer.bias)][None, :]], axis=0)
             direction = a_inverse @ combined @ g_inverse
-            quadratic += tf.linalg.trace(tf.transpose(direction) @ a_factor @ direction @ g_factor)
+            # tr(Δᵀ A Δ G) = Σ (A Δ) ⊙ (Δ G) for symmetric A and G
+            quadratic += tf.reduce_sum((a_factor @ direction) * (direction @ g_factor))
             directions[id(layer.kernel)] = direction[:-1]
             directions[id(layer.bias)] = direction[-1]
         for variable in self.other_variables:
