@@ -158,8 +158,10 @@ class ACKTR(A2C):
                                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
         # The critic's loss gradient comes from its Jacobians (one backward pass for it and for G).
         value_cotangents = tape.gradient(loss, values)
-        probes = (self.kfac.pre_activations() if in_gradient_pass else []) + self.value_kfac.pre_activations()
-        output_gradients = tape.gradient(targets, probes)
+        pre_activations = self.value_kfac.pre_activations()
+        if in_gradient_pass:
+            pre_activations = self.kfac.pre_activations() + pre_activations
+        output_gradients = tape.gradient(targets, pre_activations)
         del tape
         if in_gradient_pass:
             self._fold_factor_statistics(output_gradients)
