@@ -12,6 +12,7 @@ comma-separated numeric config overrides ("" is the defaults):
     python benchmarks/acktr_cost.py --variant= --variant=kfac_statistics_every=2
 """
 
+import os
 import statistics
 import time
 
@@ -23,6 +24,7 @@ import tfpg
 flags.DEFINE_string("env", "Hopper-v5", "Gymnasium id.")
 flags.DEFINE_integer("batch", 2500, "Samples per update.")
 flags.DEFINE_integer("repeats", 10, "Timed blocks; medians are reported.")
+flags.DEFINE_integer("rounds", 5, "Interleaved rounds over all agents; per-round ratios are reported too.")
 flags.DEFINE_integer("block", 20, "Updates per timed block (a multiple of every refresh period timed).")
 flags.DEFINE_multi_string("variant", ["", "kfac_statistics_every=2", "kfac_statistics_samples=256"],
                           "ACKTR config overrides to time, e.g. kfac_statistics_every=2 ('': the defaults).")
@@ -55,14 +57,19 @@ def main(argv):
         agents[variant] = tfpg.ACKTR(seed=0, rollout_steps=FLAGS.batch, **_overrides(variant))
         agents[variant].collect(FLAGS.env, FLAGS.batch)
     times = {name: [] for name in agents}
-    for _ in range(5):  # interleaved, so all see the same machine load
+    for _ in range(FLAGS.rounds):  # interleaved, so all see the same machine load
         for name, agent in agents.items():
             times[name].append(_median_update_seconds(agent, rollout, FLAGS.repeats, FLAGS.block))
-    a2c_time = statistics.median(times.pop("a2c"))
-    print(f"update on {FLAGS.batch} samples of {FLAGS.env} (64-64): A2C {1e3 * a2c_time:.2f} ms")
+    a2c_times = times.pop("a2c")
+    a2c_time = statistics.median(a2c_times)
+    threads = os.environ.get("TF_NUM_INTRAOP_THREADS", "default")
+    print(f"update on {FLAGS.batch} samples of {FLAGS.env} (64-64), {threads} intra-op threads: "
+          f"A2C {1e3 * a2c_time:.2f} ms")
     for variant, values in times.items():
         acktr_time = statistics.median(values)
-        print(f"ACKTR ({variant or 'defaults'}): {1e3 * acktr_time:.2f} ms, ratio {acktr_time / a2c_time:.2f}x")
+        rounds = sorted(value / a2c for value, a2c in zip(values, a2c_times))
+        print(f"ACKTR ({variant or 'defaults'}): {1e3 * acktr_time:.2f} ms, ratio {acktr_time / a2c_time:.2f}x "
+              f"(per round {rounds[0]:.2f}-{rounds[-1]:.2f}x)")
 
 
 if __name__ == "__main__":

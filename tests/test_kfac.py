@@ -177,6 +177,29 @@ def test_acktr_critic_factors_are_the_exact_gauss_newton_factors():
         np.testing.assert_allclose(g_factor.numpy(), rows.T @ rows / used.sum(), rtol=1e-4, atol=1e-7)
 
 
+def test_step_quadratic_kl_is_that_of_the_kronecker_fisher():
+    rng = np.random.default_rng(5)
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    damping, learning_rate = 0.01, 0.1
+    kfac = KFAC([layer], layer.trainable_variables, learning_rate=learning_rate, max_kl=1e6, damping=damping,
+                inverse_update_every=1)
+    a_root, g_root = rng.normal(size=(4, 4)), rng.normal(size=(2, 2))
+    a, g = (a_root @ a_root.T + np.eye(4)).astype(np.float32), (g_root @ g_root.T + np.eye(2)).astype(np.float32)
+    kfac.a_factors[0].assign(a)
+    kfac.g_factors[0].assign(g)
+    kernel_gradient, bias_gradient = rng.normal(size=(3, 2)), rng.normal(size=2)
+    metrics = kfac.apply_gradients([tf.constant(kernel_gradient, tf.float32), tf.constant(bias_gradient, tf.float32)])
+    pi = np.sqrt((np.trace(a) / 4) / (np.trace(g) / 2))
+    gradient = np.concatenate([kernel_gradient, bias_gradient[None]], axis=0)
+    direction = np.linalg.inv(a + pi * np.sqrt(damping) * np.eye(4)) @ gradient \
+        @ np.linalg.inv(g + np.sqrt(damping) / pi * np.eye(2))
+    # vec(Δ)ᵀ (A ⊗ G) vec(Δ) with row-major vec; the step is η_max Δ since δ is huge
+    quadratic = direction.reshape(-1) @ np.kron(a, g) @ direction.reshape(-1)
+    np.testing.assert_allclose(float(metrics["kfac_step_size"]), learning_rate, rtol=1e-6)
+    np.testing.assert_allclose(float(metrics["kfac_quadratic_kl"]), 0.5 * learning_rate ** 2 * quadratic, rtol=1e-4)
+
+
 def test_unsupported_layers_are_named():
     conv = keras.layers.Conv1D(2, 3)
     conv.build((None, 5, 1))
