@@ -153,10 +153,12 @@ class KFAC(tf.Module):
         sums of a, so the bias column ā = [a, 1] is never materialised.
 
         Args:
-            output_gradients: per-sample g = ∂/∂s of the SUMMED log-likelihood
-                Σᵢ wᵢ log p(ỹᵢ|xᵢ) of targets sampled from the model (row i is
-                sample i's gradient; weighting the log-likelihood makes the rows
-                of samples with wᵢ = 0 zero), one per registered layer.
+            output_gradients: per-sample g = ∂/∂s, one per registered layer
+                (row i is sample i's), of the SUMMED log-likelihood
+                Σᵢ wᵢ log p(ỹᵢ|xᵢ) of targets sampled from the model, or, for a
+                unit-variance Gaussian scalar output y, of Σᵢ wᵢ yᵢ: its rows are
+                the Jacobians J = ∂y/∂s, and E over ỹ ~ N(y, 1) of the sampled
+                g gᵀ is exactly J Jᵀ. Weighting the sum zeroes the rows with wᵢ = 0.
             weights: optional 0/1 weight per sample (e.g. a batch's mask); the
                 expectations are then Σ wᵢ xᵢxᵢᵀ / Σ wᵢ.
         """
