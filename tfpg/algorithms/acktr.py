@@ -91,9 +91,8 @@ class ACKTR(A2C):
         self._update_without_statistics = None
         return {"kfac": self.kfac, "value_kfac": self.value_kfac}
 
-    def _fisher_targets(self, distribution, values: tf.Tensor, seed: tf.Tensor,
-                        weights: tf.Tensor | None = None) -> tf.Tensor:
-        """Σᵢ wᵢ log π(ãᵢ|sᵢ) + Σᵢ wᵢ V(sᵢ), ãᵢ ~ π(·|sᵢ) held fixed (wᵢ = 1 without `weights`).
+    def _fisher_targets(self, distribution, values: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """Σᵢ log π(ãᵢ|sᵢ) + Σᵢ V(sᵢ), ãᵢ ~ π(·|sᵢ) held fixed.
 
         Per sample, the first term's gradient w.r.t. the policy's pre-activations
         is the sampled Fisher's g; the second's w.r.t. the critic's is the
@@ -102,10 +101,13 @@ class ACKTR(A2C):
         expectation of the sampled estimate, without sampling it).
         """
         sampled_actions = tf.stop_gradient(distribution.sample(seed=seed))
-        log_likelihood = distribution.log_prob(sampled_actions)
-        if weights is None:
-            return tf.reduce_sum(log_likelihood) + tf.reduce_sum(values)
-        return tf.reduce_sum(weights * log_likelihood) + tf.reduce_sum(weights * values)
+        return tf.reduce_sum(distribution.log_prob(sampled_actions)) + tf.reduce_sum(values)
+
+    @staticmethod
+    def _used_rows(batch: dict) -> dict:
+        """The batch without its masked-out rows, so no statistic needs per-sample weights."""
+        used = tf.where(batch["mask"] > 0)[:, 0]
+        return {name: tf.gather(values, used) for name, values in batch.items()}
 
     def _capture(self, tape: tf.GradientTape, policy: bool = True) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
@@ -114,22 +116,22 @@ class ACKTR(A2C):
         stack.enter_context(self.value_kfac.capture(tape))
         return stack
 
-    def _fold_factor_statistics(self, output_gradients: list, weights: tf.Tensor | None = None) -> None:
-        self.kfac.update_factors(output_gradients[:len(self.kfac.layers)], weights)
-        self.value_kfac.update_factors(output_gradients[len(self.kfac.layers):], weights)
+    def _fold_factor_statistics(self, output_gradients: list) -> None:
+        self.kfac.update_factors(output_gradients[:len(self.kfac.layers)])
+        self.value_kfac.update_factors(output_gradients[len(self.kfac.layers):])
 
     def _update_factors_on_subset(self, batch: dict, seed: tf.Tensor) -> None:
         """Factor statistics from every k-th sample, k = ⌈n / kfac_statistics_samples⌉, in a separate pass."""
         count = tf.shape(batch["mask"])[0]
         stride = tf.maximum(1, -(-count // self.config.kfac_statistics_samples))
-        observations, weights = batch["observations"][::stride], batch["mask"][::stride]
+        subset = self._used_rows({name: batch[name][::stride] for name in ("observations", "mask")})
         with tf.GradientTape() as tape:
             with self._capture(tape):
-                distribution = self.policy(observations)
-                values = self.value_model(observations)
-            targets = self._fisher_targets(distribution, values, seed, weights)
+                distribution = self.policy(subset["observations"])
+                values = self.value_model(subset["observations"])
+            targets = self._fisher_targets(distribution, values, seed)
         self._fold_factor_statistics(
-            tape.gradient(targets, self.kfac.pre_activations() + self.value_kfac.pre_activations()), weights)
+            tape.gradient(targets, self.kfac.pre_activations() + self.value_kfac.pre_activations()))
 
     def _compiled_update(self):
         """The update with factor statistics on gathering updates, the one without them otherwise."""
@@ -147,9 +149,7 @@ class ACKTR(A2C):
         in_gradient_pass = gather_statistics and not on_subset
         if on_subset:
             self._update_factors_on_subset(batch, seed)
-        # Only the used rows from here on, so no statistic needs per-sample weights.
-        used = tf.where(batch["mask"] > 0)[:, 0]
-        batch = {name: tf.gather(values, used) for name, values in batch.items()}
+        batch = self._used_rows(batch)
         with tf.GradientTape(persistent=True) as tape:
             with self._capture(tape, policy=in_gradient_pass):
                 distribution = self.policy(batch["observations"])
