@@ -18,3 +18,39 @@ def read_csv(path):
     """Rows of a CSV file as dicts."""
     with open(path, newline="") as file:
         return list(csv.DictReader(file))
+
+
+BLOCKED_IMPORTS = "import sys\nfor name in ('tfpg', 'tensorflow_probability', 'keras', 'tf_keras'):\n" \
+                  "    sys.modules[name] = None\n"
+
+
+def serve_without_tfpg(path, observations, actions, scratch):
+    """Runs an exported policy's four signatures in a Python that cannot import tfpg, TFP or Keras.
+
+    Returns:
+        {"actions", "value", "log_prob" (of `actions`), "sample" (its shape)} as lists.
+    """
+    import json
+
+    import numpy as np
+
+    np.save(os.path.join(scratch, "obs.npy"), observations)
+    np.save(os.path.join(scratch, "act.npy"), actions)
+    script = BLOCKED_IMPORTS + f"""
+import json
+import numpy as np
+import tensorflow as tf
+policy = tf.saved_model.load({str(path)!r})
+obs = tf.constant(np.load({os.path.join(scratch, 'obs.npy')!r}))
+act = tf.constant(np.load({os.path.join(scratch, 'act.npy')!r}))
+out = {{
+    "actions": policy.signatures["serving_default"](observations=obs)["actions"].numpy().tolist(),
+    "value": policy.signatures["value"](observations=obs)["value"].numpy().tolist(),
+    "log_prob": policy.signatures["log_prob"](observations=obs, actions=act)["log_prob"].numpy().tolist(),
+    "sample": policy.signatures["sample"](observations=obs)["actions"].numpy().shape,
+}}
+print(json.dumps(out))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

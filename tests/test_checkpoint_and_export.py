@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import tfpg
+from helpers import serve_without_tfpg
 
 
 def _variables(agent):
@@ -88,10 +89,6 @@ def test_resumed_training_continues_the_step_counter(tmp_path):
     assert resumed.iterations == 12
 
 
-BLOCKED_IMPORTS = "import sys\nfor name in ('tfpg', 'tensorflow_probability', 'keras', 'tf_keras'):\n" \
-                  "    sys.modules[name] = None\n"
-
-
 @pytest.mark.parametrize("env_id, observations", [
     ("Pendulum-v1", np.array([[1.0, 0.0, 0.5], [0.0, 1.0, -8.0]], np.float32)),
     ("CartPole-v1", np.array([[0.0, 0.1, 0.0, -0.1]], np.float32)),
@@ -105,26 +102,7 @@ def test_exported_policy_serves_without_tfpg_or_tfp(tmp_path, env_id, observatio
     flat = agent.policy(tf.constant(observations)).sample(seed=(1, 1)).numpy()
     expected_log_prob = agent.policy(tf.constant(observations)).log_prob(flat).numpy()
     env_actions = flat if env_id == "Pendulum-v1" else flat[:, 0].astype(np.int64)
-    np.save(tmp_path / "obs.npy", observations)
-    np.save(tmp_path / "act.npy", env_actions)
-    script = BLOCKED_IMPORTS + f"""
-import json
-import numpy as np
-import tensorflow as tf
-policy = tf.saved_model.load({path!r})
-obs = tf.constant(np.load({str(tmp_path / 'obs.npy')!r}))
-act = tf.constant(np.load({str(tmp_path / 'act.npy')!r}))
-out = {{
-    "actions": policy.signatures["serving_default"](observations=obs)["actions"].numpy().tolist(),
-    "value": policy.signatures["value"](observations=obs)["value"].numpy().tolist(),
-    "log_prob": policy.signatures["log_prob"](observations=obs, actions=act)["log_prob"].numpy().tolist(),
-    "sample": policy.signatures["sample"](observations=obs)["actions"].numpy().shape,
-}}
-print(json.dumps(out))
-"""
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = serve_without_tfpg(path, observations, env_actions, tmp_path)
     np.testing.assert_allclose(out["actions"], expected_actions, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out["value"], expected_values, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out["log_prob"], expected_log_prob, rtol=1e-5, atol=1e-5)

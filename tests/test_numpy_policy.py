@@ -76,7 +76,7 @@ def test_collection_acts_with_the_mirror_and_log_probs_come_from_the_keras_polic
     agent = tfpg.PPO(seed=0, rollout_steps=32)
     agent.build(gym.spaces.Box(-np.inf, np.inf, (3,), np.float32),
                 gym.spaces.Box(-2.0, 2.0, (1,), np.float32))  # Pendulum's spaces
-    monkeypatch.setattr(agent, "_act_numpy", None)  # no TensorFlow call per env step
+    monkeypatch.setattr(agent, "_act_tensorflow", None)  # no TensorFlow call per env step
     rollout = agent.collect("Pendulum-v1", 32)
     log_probs = agent.policy(agent._as_model_input(rollout.flat("observations"))).log_prob(rollout.flat("actions"))
     np.testing.assert_allclose(rollout.flat("log_probs"), log_probs.numpy(), rtol=1e-5, atol=1e-5)

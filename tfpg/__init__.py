@@ -15,9 +15,10 @@ from tfpg.agent import OnPolicyAgent  # noqa: E402
 from tfpg.algorithms import A2C, ACKTR, ALGORITHMS, NPG, PPO, REINFORCE, TRPO  # noqa: E402
 from tfpg.checkpoint import load  # noqa: E402
 from tfpg.errors import EnvError, NonFiniteError  # noqa: E402
+from tfpg.network_factories import register_network  # noqa: E402
 from tfpg.rollout import Rollout  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = ["A2C", "ACKTR", "ALGORITHMS", "EnvError", "NPG", "NonFiniteError", "OnPolicyAgent", "PPO", "REINFORCE",
-           "Rollout", "TRPO", "callbacks", "load", "optimizers"]
+           "Rollout", "TRPO", "callbacks", "load", "optimizers", "register_network"]

@@ -24,12 +24,15 @@ from tfpg import callbacks as callbacks_module
 from tfpg import checkpoint as checkpoint_module
 from tfpg.collection import CollectionMixin
 from tfpg.config import AgentConfig, positive_int
-from tfpg.envs import ActionAdapter, EnvLike, describe_action_space, describe_observation_space
+from tfpg.envs import ActionAdapter, EnvLike, describe_action_space, describe_observation_space, \
+    same_observation_spaces
 from tfpg.errors import EnvError
 from tfpg.inference import InferenceMixin
-from tfpg.networks import PolicyNetwork, ValueNetwork, action_dtype, observation_dtype
+from tfpg.model_building import ModelBuilder, snapshot
+from tfpg.network_factories import NetworkSpec
+from tfpg.networks import action_dtype, observation_dtype
 from tfpg.normalization import RunningNormalization
-from tfpg.numpy_policy import NumpyPolicy, supports
+from tfpg.numpy_policy import NumpyPolicy, mirrors
 from tfpg.reward_scaling import RewardScaler
 from tfpg.rollout import Collector
 from tfpg.update import BATCH_FIELDS, UpdateMixin
@@ -40,7 +43,20 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
     Args:
         seed: seeds TensorFlow (initialisation and action sampling), the envs
             and their action spaces.
+        encoder: optional `fn(observation_space)` returning a new Keras layer
+            that maps the preprocessed observations to features; tfpg adds its
+            hidden layers (`hidden_sizes`, may be empty) and heads. Called once
+            for the policy, once for the value model unless `shared_network`,
+            and once for π_old where the algorithm keeps one.
+        policy: optional `fn(observation_space, action_space)` returning a new
+            `keras.Model` whose `call` maps the preprocessed observations to a
+            `tfd.Distribution` over the flat actions (see the README).
+        value: optional `fn(observation_space, action_space)` returning a new
+            `keras.Model` mapping the preprocessed observations to values `[batch]`.
         **hyperparameters: fields of the algorithm's config class.
+
+        `encoder`, `policy` and `value` may also be the name of a factory given
+        to `tfpg.register_network`, or a `"module:factory"` string.
 
     Attributes:
         config: the validated hyperparameters.
@@ -55,11 +71,12 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
     name = "agent"
     config_class = AgentConfig
 
-    def __init__(self, seed: int = 0, **hyperparameters):
+    def __init__(self, seed: int = 0, encoder=None, policy=None, value=None, **hyperparameters):
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
             raise ValueError(f"seed must be an integer in [0, 2**31), got {seed!r}.")
         self.seed = int(seed)
         self.config = self.config_class.from_kwargs(**hyperparameters)
+        self.networks = NetworkSpec.from_arguments(encoder, policy, value)
         self.built = False
         self.stop_training = False
         self.history = None
@@ -94,22 +111,15 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             self.observation_normalizer = RunningNormalization(int(np.prod(observation["shape"])),
                                                                name="observation_normalizer")
         self.reward_scaler = RewardScaler(config.gamma)
-        self.policy = PolicyNetwork(observation, action, config.hidden_sizes, config.activation,
-                                    self.observation_normalizer, config.initial_log_std, name="policy")
-        self.value_model = ValueNetwork(observation, config.hidden_sizes, config.activation,
-                                        self.observation_normalizer,
-                                        self.policy.hidden if config.shared_network else None,
-                                        name="value_model")
+        self._model_builder = ModelBuilder(self.networks, observation, action, config, self.observation_normalizer)
+        self.policy = self._model_builder.policy()
+        self.value_model = self._model_builder.value(self.policy)
         self.observation_shape = tuple([] if observation["type"] == "Discrete" else observation["shape"])
         self._observation_dtype = observation_dtype(observation)
         self._action_dtype = action_dtype(action)
         self._action_size = 1 if action["type"] == "Discrete" else int(np.prod(action["shape"]))
         self._action_adapter = ActionAdapter(action)
-        dummy = tf.zeros((1, *self.observation_shape), self._observation_dtype)
-        self.policy(dummy)
-        self.value_model(dummy)
-        self._numpy_policy = NumpyPolicy(self.policy, observation, action, config.activation) \
-            if supports(config.activation) else None
+        self._numpy_policy = NumpyPolicy(self.policy, observation, action) if mirrors(self.policy) else None
         self.rng = tf.random.Generator.from_seed(self.seed)
         self.total_steps_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="total_steps")
         self.iterations_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
@@ -152,10 +162,12 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             "config": self.config.to_dict(),
             "observation_space": self.observation_description,
             "action_space": self.action_description,
+            **({"networks": self.networks.record()} if not self.networks.is_default else {}),
         })
 
     def _check_spaces(self, observation: dict, action: dict) -> None:
-        if observation != self.observation_description or action != self.action_description:
+        if not same_observation_spaces(observation, self.observation_description) \
+                or action != self.action_description:
             raise ValueError(
                 f"This agent was built for observation space {self.observation_description} and "
                 f"action space {self.action_description}, but the env has {observation} and {action}. "
@@ -172,16 +184,11 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
 
     def _build_policy_snapshot(self) -> None:
         """Creates `self.old_policy`: same architecture, shared normaliser, for π_old during updates."""
-        config = self.config
-        self.old_policy = PolicyNetwork(self.observation_description, self.action_description,
-                                        config.hidden_sizes, config.activation, self.observation_normalizer,
-                                        config.initial_log_std, name="old_policy")
-        self.old_policy(tf.zeros((1, *self.observation_shape), self._observation_dtype))
+        self.old_policy = self._model_builder.old_policy(self.policy)
 
     def _snapshot_policy(self) -> None:
         """Copies the policy's trainable variables into `self.old_policy`."""
-        for old, new in zip(self.old_policy.trainable_variables, self.policy.trainable_variables):
-            old.assign(new)
+        snapshot(self.policy, self.old_policy)
 
     def _trainable_variables(self) -> list:
         """Policy and value variables, each once (shared layers appear in both models)."""

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 
 import tensorflow as tf
+
+from tfpg.envs import same_observation_spaces
+from tfpg.network_factories import ROLES
 
 _METADATA_KEY = "metadata/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -70,16 +74,73 @@ def read_metadata(prefix: str) -> dict:
 def check_compatible(metadata: dict, agent, prefix: str) -> None:
     """Raises a `ValueError` saying what a checkpoint holds if it cannot restore into `agent`."""
     expected = json.loads(agent._metadata_json())
-    keys = ("algorithm", "observation_space", "action_space")
-    held = {k: metadata[k] for k in keys}
-    wanted = {k: expected[k] for k in keys}
+    held = {"algorithm": metadata["algorithm"], "networks": sorted(metadata.get("networks", {}))}
+    wanted = {"algorithm": expected["algorithm"], "networks": sorted(expected.get("networks", {}))}
     for name in ("hidden_sizes", "activation", "normalize_observations", "shared_network"):
         held[name] = metadata["config"].get(name)
         wanted[name] = expected["config"].get(name)
-    if held != wanted:
+    spaces_match = same_observation_spaces(metadata["observation_space"], expected["observation_space"]) \
+        and metadata["action_space"] == expected["action_space"]
+    if held != wanted or not spaces_match:
+        held.update(observation_space=metadata["observation_space"], action_space=metadata["action_space"])
+        wanted.update(observation_space=expected["observation_space"], action_space=expected["action_space"])
         raise ValueError(
             f"Checkpoint {prefix!r} does not match this agent. It contains {held}; this agent "
             f"expects {wanted}. Use tfpg.load(path) to rebuild the agent that wrote it."
+        )
+
+
+def _layout(checkpoint: tf.train.Checkpoint) -> dict[str, list[int]]:
+    """Key → shape of every value `checkpoint` would write (written to TensorFlow's in-memory file system)."""
+    scratch = f"ram://tfpg-layout-{uuid.uuid4().hex}"
+    try:
+        prefix = checkpoint.write(f"{scratch}/ckpt")
+        return tf.compat.v1.train.NewCheckpointReader(prefix).get_variable_to_shape_map()
+    finally:
+        if tf.io.gfile.exists(scratch):
+            tf.io.gfile.rmtree(scratch)
+
+
+def _natural(key: str) -> list:
+    """Sort key that orders `.../2/...` before `.../10/...`."""
+    return [int(part) if part.isdigit() else part for part in key.split("/")]
+
+
+def _variable_named(root, key: str) -> str:
+    """The Keras path of the variable a checkpoint key leads to from `root`, with the key."""
+    name = key.replace("/.ATTRIBUTES/VARIABLE_VALUE", "")
+    target = root
+    for part in name.split("/"):
+        try:
+            target = target[int(part)] if part.isdigit() else getattr(target, part)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return name
+    path = getattr(target, "path", None)
+    return f"{path} (checkpoint key {name})" if path else name
+
+
+def check_layout(agent, prefix: str) -> None:
+    """Raises a `ValueError` naming the first variable of the agent that the checkpoint lacks or holds in
+    another shape (values the checkpoint holds beyond the agent's, such as an older version's state, are
+    ignored, as `restore` does).
+
+    Checked before anything is restored, so a mismatch leaves the agent untouched.
+    """
+    held = tf.compat.v1.train.NewCheckpointReader(prefix).get_variable_to_shape_map()
+    wanted = _layout(agent._checkpoint)
+    for key in sorted(wanted, key=_natural):
+        if key.startswith(("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/")):
+            continue
+        name = _variable_named(agent._checkpoint, key)
+        if key not in held:
+            problem = f"this agent has {name} of shape {wanted[key]}, which the checkpoint does not hold"
+        elif held[key] != wanted[key]:
+            problem = f"{name} has shape {held[key]} in the checkpoint but {wanted[key]} in this agent"
+        else:
+            continue
+        raise ValueError(
+            f"Checkpoint {prefix!r} was written by networks of another architecture: {problem}. Build the agent "
+            f"with the networks (factories and hyperparameters) that wrote it, or use tfpg.load(path)."
         )
 
 
@@ -114,6 +175,7 @@ def restore(agent, path: str) -> str:
     """Restores `agent` in place from a checkpoint directory or prefix; returns the prefix used."""
     prefix = resolve(path)
     check_compatible(read_metadata(prefix), agent, prefix)
+    check_layout(agent, prefix)
     try:
         agent._checkpoint.restore(prefix).assert_existing_objects_matched()
     except Exception as error:  # damaged data files surface as several error types
@@ -124,12 +186,16 @@ def restore(agent, path: str) -> str:
     return prefix
 
 
-def load(path: str):
+def load(path: str, encoder=None, policy=None, value=None):
     """Rebuilds the agent saved at `path` (a directory or a prefix), ready to resume.
 
     Args:
         path: a directory passed to `agent.save` (its newest checkpoint is used)
             or a checkpoint prefix.
+        encoder, policy, value: the network factories of an agent built with
+            user networks. Needed only for those the checkpoint could not record
+            by name (lambdas, closures); a factory recorded as a registered name
+            or `module:factory` is found again by that name.
 
     Returns:
         The agent, with hyperparameters, spaces and state as saved.
@@ -149,7 +215,35 @@ def load(path: str):
             f"this tfpg knows {', '.join(sorted(ALGORITHMS))}."
         )
     config = {k: tuple(v) if isinstance(v, list) else v for k, v in metadata["config"].items()}
-    agent = algorithm(seed=metadata["seed"], **config)
+    agent = algorithm(seed=metadata["seed"], **_network_arguments(metadata.get("networks", {}), prefix,
+                                                                   encoder=encoder, policy=policy, value=value),
+                      **config)
     agent.build(metadata["observation_space"], metadata["action_space"])
     restore(agent, prefix)
     return agent
+
+
+def _network_arguments(recorded: dict, prefix: str, **given) -> dict:
+    """The network factories to rebuild a checkpoint's agent with: those given, else the recorded names.
+
+    Raises:
+        ValueError: a network the checkpoint used has no recorded name and was
+            not given, or one was given that the checkpoint did not use.
+    """
+    arguments = {}
+    for role in ROLES:
+        if given[role] is not None:
+            if role not in recorded:
+                used = ", ".join(f"{r}=" for r in recorded) or "tfpg's default networks"
+                raise ValueError(f"Checkpoint {prefix!r} was written without a {role}= network (it used {used}); "
+                                 f"do not pass {role}= to load it.")
+            arguments[role] = given[role]
+        elif role in recorded:
+            if recorded[role] is None:
+                raise ValueError(
+                    f"Checkpoint {prefix!r} was written with a {role}= factory that has no importable name (a "
+                    f"lambda or a nested function). Pass it again: tfpg.load(path, {role}=fn), or give it a name "
+                    f"with tfpg.register_network(name, fn) or a module-level function for the next run."
+                )
+            arguments[role] = recorded[role]
+    return arguments

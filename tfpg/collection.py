@@ -80,15 +80,16 @@ class CollectionMixin:
         The mirror's random stream is seeded from the agent's checkpointed generator, once per batch.
         """
         if self._numpy_policy is None:
-            return self._act_numpy
+            return self._act_tensorflow
         self._numpy_policy.refresh()
         seed = self.rng.uniform_full_int([2], tf.int64).numpy().view(np.uint64)
         generator = np.random.default_rng(seed)
         policy = self._numpy_policy
         return lambda observations: policy.sample(observations, generator)
 
-    def _act_numpy(self, observations: np.ndarray) -> np.ndarray:
-        # The concrete function skips tf.function's argument binding: this runs once per env step.
+    def _act_tensorflow(self, observations: np.ndarray) -> np.ndarray:
+        # One compiled call per vector step for all copies; the concrete function skips tf.function's
+        # argument binding.
         return self._sample_concrete(tf.constant(observations, self._observation_dtype)).numpy()
 
     def _values_numpy(self, observations: np.ndarray) -> np.ndarray:

@@ -60,12 +60,11 @@ def _check_value(field: dataclasses.Field, value: Any) -> Any:
             raise bad("not a boolean")
         return value
     if isinstance(default, tuple):
-        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-            raise bad("not a sequence of positive integers")
+        if not isinstance(value, (list, tuple)):
+            raise bad("not a list or tuple of positive integers")
         items = tuple(value)
-        if not items or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
-                                for v in items):
-            raise bad("not a non-empty sequence of positive integers")
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in items):
+            raise bad("not a sequence of positive integers")
         return tuple(int(v) for v in items)
     if isinstance(default, str):
         if not isinstance(value, str):
@@ -98,7 +97,8 @@ class AgentConfig:
     gae_lambda: float = hparam(0.95, "GAE λ (1: Monte-Carlo, 0: one-step TD).", low=0.0, high=1.0)
     learning_rate: float = hparam(3e-4, "Adam learning rate.", low=0.0, low_open=True)
     max_grad_norm: float = hparam(0.5, "Global gradient-norm clip; 0 disables it.", low=0.0)
-    hidden_sizes: tuple = hparam((64, 64), "Hidden layer widths of the policy and value networks.")
+    hidden_sizes: tuple = hparam((64, 64), "Hidden layer widths of the policy and value networks (after the "
+                                           "encoder, if one is given; empty: the heads act on the features).")
     activation: str = hparam("tanh", "Hidden activation.", choices=("tanh", "relu", "elu", "gelu", "silu"))
     normalize_observations: bool = hparam(True, "Normalise observations by running statistics.")
     scale_rewards: bool = hparam(False, "Divide rewards by the running std of the discounted return.")

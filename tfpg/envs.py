@@ -50,10 +50,50 @@ def describe_observation_space(space: Any) -> dict:
     """
     if isinstance(space, spaces.Box):
         _check_box(space, "observation", SUPPORTED_OBSERVATION_SPACES, np.number, "non-numeric dtype")
-        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype)}
+        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype),
+                "low": _compact_bound(space.low), "high": _compact_bound(space.high)}
     if isinstance(space, spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     raise _unsupported(space, "observation", SUPPORTED_OBSERVATION_SPACES)
+
+
+def _compact_bound(bound: np.ndarray):
+    """A Box bound as one number when it is the same everywhere, else as a flat list."""
+    flat = np.asarray(bound, np.float64).reshape(-1)
+    return float(flat[0]) if np.all(flat == flat[0]) else flat.tolist()
+
+
+def same_observation_spaces(description: dict, other: dict) -> bool:
+    """Whether two observation descriptions agree, Box bounds aside.
+
+    The bounds are recorded for user network factories, but tfpg's networks do
+    not depend on them, and descriptions written by older versions lack them.
+    """
+    def strip(d):
+        return {key: value for key, value in d.items() if key not in ("low", "high")}
+
+    return strip(description) == strip(other)
+
+
+def space_from_description(description: dict) -> spaces.Space:
+    """The Gymnasium space a description was made from (Box bounds of old descriptions: the dtype's)."""
+    kind = description["type"]
+    if kind == "Discrete":
+        return spaces.Discrete(description["n"], start=description["start"])
+    if kind == "MultiDiscrete":
+        shape = description["shape"]
+        return spaces.MultiDiscrete(np.reshape(description["nvec"], shape), start=np.reshape(description["start"], shape))
+    if kind == "MultiBinary":
+        return spaces.MultiBinary(description["shape"])
+    dtype = np.dtype(description["dtype"])
+    shape = tuple(description["shape"])
+    limits = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    low = description.get("low", limits.min if limits else -np.inf)
+    high = description.get("high", limits.max if limits else np.inf)
+    def bound(value):
+        return np.broadcast_to(np.reshape(np.asarray(value, dtype), shape if isinstance(value, list) else ()), shape)
+
+    return spaces.Box(bound(low), bound(high), shape, dtype)
 
 
 def describe_action_space(space: Any) -> dict:

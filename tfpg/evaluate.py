@@ -49,7 +49,7 @@ def _check_policy_matches_env(policy_path: str, env) -> None:
     """Raises a `UsageError` if the policy's recorded spaces are not the env's (tfpg exports record them)."""
     import json
 
-    from tfpg.envs import describe_action_space, describe_observation_space
+    from tfpg.envs import describe_action_space, describe_observation_space, same_observation_spaces
 
     record = os.path.join(policy_path, "assets.extra", "tfpg.json")
     if not os.path.exists(record):
@@ -60,7 +60,8 @@ def _check_policy_matches_env(policy_path: str, env) -> None:
         spaces = (describe_observation_space(env.observation_space), describe_action_space(env.action_space))
     except ValueError as error:
         raise app.UsageError(f"--env={FLAGS.env!r} cannot be evaluated: {error}") from None
-    if spaces != (exported["observation_space"], exported["action_space"]):
+    if not same_observation_spaces(spaces[0], exported["observation_space"]) \
+            or spaces[1] != exported["action_space"]:
         raise app.UsageError(
             f"--policy={policy_path!r} was exported for observation space {exported['observation_space']} and "
             f"action space {exported['action_space']}, but --env={FLAGS.env!r} has {spaces[0]} and {spaces[1]}. "

@@ -34,25 +34,44 @@ def action_dtype(description: dict) -> tf.DType:
 
 
 class ObservationEncoder(keras.layers.Layer):
-    """Flattens `Box` observations (then normalises them) or one-hot encodes `Discrete` ones.
+    """tfpg's preprocessing: normalises `Box` observations, one-hot encodes `Discrete` ones.
+
+    `Box` observations are normalised by the running statistics (if a
+    normaliser is given) and flattened to `[batch, features]`, or with
+    `flatten=False` kept in their shape, for a user's encoder or model.
 
     Args:
         description: observation space description (`tfpg.envs.describe_observation_space`).
         normalizer: a shared `RunningNormalization`, or None to skip normalisation.
+        flatten: flatten `Box` observations.
     """
 
-    def __init__(self, description: dict, normalizer: RunningNormalization | None = None, **kwargs):
+    def __init__(self, description: dict, normalizer: RunningNormalization | None = None, flatten: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.description = description
         self.size = flat_size(description)
         self.normalizer = normalizer
+        self.flatten = flatten
 
     def call(self, observations):
         if self.description["type"] == "Discrete":
             indices = tf.cast(observations, tf.int32) - self.description["start"]
             return tf.one_hot(tf.reshape(indices, [-1]), self.size, dtype=tf.float32)
         flat = tf.reshape(tf.cast(observations, tf.float32), [-1, self.size])
-        return self.normalizer(flat) if self.normalizer is not None else flat
+        if self.normalizer is not None:
+            flat = self.normalizer(flat)
+        return flat if self.flatten else tf.reshape(flat, [-1, *self.description["shape"]])
+
+
+def encoded_features(preprocessor: ObservationEncoder, encoder: keras.layers.Layer | None,
+                     observations) -> tf.Tensor:
+    """`[batch, features]`: preprocessed observations, then the user's encoder (if any), flattened."""
+    features = preprocessor(observations)
+    if encoder is None:
+        return features
+    features = encoder(features)
+    return tf.reshape(features, [tf.shape(features)[0], -1])
 
 
 def _dense(units: int, activation, gain: float, name: str) -> keras.layers.Dense:
@@ -136,55 +155,61 @@ class DistributionHead(keras.layers.Layer):
 
 
 class PolicyNetwork(keras.Model):
-    """Observations → action distribution.
+    """Observations → action distribution: preprocessing, optional encoder, MLP torso, distribution head.
 
     Args:
         observation: observation space description.
         action: action space description.
-        hidden_sizes: widths of the hidden layers.
+        hidden_sizes: widths of the hidden layers (may be empty).
         activation: hidden activation name (Keras).
         normalizer: shared observation normaliser or None.
         initial_log_std: initial log-std of Gaussian policies.
+        encoder: a user's layer mapping the preprocessed observations to
+            features, before the hidden layers; None: the flat observations.
     """
 
     def __init__(self, observation: dict, action: dict, hidden_sizes: Sequence[int] = (64, 64),
                  activation: str = "tanh", normalizer: RunningNormalization | None = None,
-                 initial_log_std: float = 0.0, **kwargs):
+                 initial_log_std: float = 0.0, encoder: keras.layers.Layer | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.encoder = ObservationEncoder(observation, normalizer)
+        self.encoder = ObservationEncoder(observation, normalizer, flatten=encoder is None)
+        self.features = encoder
         self.hidden = mlp(hidden_sizes, activation, "policy_hidden")
         track_layers(self, self.hidden, "hidden")
         self.head = DistributionHead(action, initial_log_std)
 
     def call(self, observations):
-        features = self.encoder(observations)
+        features = encoded_features(self.encoder, self.features, observations)
         for layer in self.hidden:
             features = layer(features)
         return self.head(features)
 
 
 class ValueNetwork(keras.Model):
-    """Observations → state values `[batch]`.
+    """Observations → state values `[batch]`: preprocessing, optional encoder, MLP torso, linear output.
 
     Args:
         observation: observation space description.
-        hidden_sizes: widths of the hidden layers.
+        hidden_sizes: widths of the hidden layers (may be empty).
         activation: hidden activation name (Keras).
         normalizer: shared observation normaliser or None.
         shared_hidden: hidden layers to share (e.g. the policy's), instead of new ones.
+        encoder: a user's layer mapping the preprocessed observations to
+            features (the policy's, to share it); None: the flat observations.
     """
 
     def __init__(self, observation: dict, hidden_sizes: Sequence[int] = (64, 64),
                  activation: str = "tanh", normalizer: RunningNormalization | None = None,
-                 shared_hidden: list | None = None, **kwargs):
+                 shared_hidden: list | None = None, encoder: keras.layers.Layer | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.encoder = ObservationEncoder(observation, normalizer)
+        self.encoder = ObservationEncoder(observation, normalizer, flatten=encoder is None)
+        self.features = encoder
         self.hidden = shared_hidden if shared_hidden is not None else mlp(hidden_sizes, activation, "value_hidden")
         track_layers(self, self.hidden, "hidden")
         self.output_layer = _dense(1, None, 1.0, "value")
 
     def call(self, observations):
-        features = self.encoder(observations)
+        features = encoded_features(self.encoder, self.features, observations)
         for layer in self.hidden:
             features = layer(features)
         return tf.squeeze(self.output_layer(features), axis=-1)

@@ -11,43 +11,54 @@ and values are recomputed by the Keras models, so updates stay exact.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
+from tfpg.networks import PolicyNetwork
+
+# Keyed by the Keras function object itself: a Dense layer holds the function, not its name.
 _ACTIVATIONS = {
-    "tanh": np.tanh,
-    "relu": lambda x: np.maximum(x, 0.0),
-    "elu": lambda x: np.where(x > 0.0, x, np.expm1(np.minimum(x, 0.0))),
-    "silu": lambda x: x / (1.0 + np.exp(-x)),
+    keras.activations.tanh: np.tanh,
+    keras.activations.relu: lambda x: np.maximum(x, 0.0),
+    keras.activations.elu: lambda x: np.where(x > 0.0, x, np.expm1(np.minimum(x, 0.0))),
+    keras.activations.silu: lambda x: x / (1.0 + np.exp(-x)),
 }
 
 
-def supports(activation: str) -> bool:
-    """Whether the mirror can compute a hidden activation (otherwise collection uses TensorFlow)."""
-    return activation in _ACTIVATIONS
+def mirrors(policy) -> bool:
+    """Whether the mirror computes `policy` exactly: tfpg's own MLP policy, no encoder, known activations.
+
+    Decided by the model's structure (its class, encoder and each hidden layer's
+    type and activation function), so any other model acts through TensorFlow.
+    """
+    return (type(policy) is PolicyNetwork and policy.features is None
+            and all(type(layer) is keras.layers.Dense and layer.activation in _ACTIVATIONS
+                    for layer in policy.hidden))
 
 
 class NumpyPolicy:
     """Samples the actions of a `PolicyNetwork` with NumPy.
 
     Args:
-        policy: the `tfpg.networks.PolicyNetwork` to mirror.
+        policy: the `tfpg.networks.PolicyNetwork` to mirror (see `mirrors`).
         observation: its observation space description.
         action: its action space description.
-        activation: the hidden layers' activation name (see `supports`).
     """
 
-    def __init__(self, policy, observation: dict, action: dict, activation: str):
+    def __init__(self, policy, observation: dict, action: dict):
+        if not mirrors(policy):
+            raise ValueError(f"NumpyPolicy mirrors only tfpg's MLP policies with known activations; got {policy!r}.")
         self.policy = policy
         self.observation = observation
         self.action = action
-        self.activation = _ACTIVATIONS[activation]
         if observation["type"] == "Discrete":  # built once: `_outputs` runs at every env step
             self.one_hot = np.eye(observation["n"], dtype=np.float32)
         self.refresh()
 
     def refresh(self) -> None:
         """Copies the current weights and observation statistics."""
-        self.layers = [(layer.kernel.numpy(), layer.bias.numpy()) for layer in self.policy.hidden]
+        self.layers = [(layer.kernel.numpy(), layer.bias.numpy(), _ACTIVATIONS[layer.activation])
+                       for layer in self.policy.hidden]
         head = self.policy.head
         self.projection = (head.projection.kernel.numpy(), head.projection.bias.numpy())
         if self.action["type"] == "Box":
@@ -68,8 +79,8 @@ class NumpyPolicy:
             if self.normalization is not None:
                 mean, std, clip = self.normalization
                 features = np.clip((features - mean) / std, -clip, clip).astype(np.float32)
-        for kernel, bias in self.layers:
-            features = self.activation(features @ kernel + bias)
+        for kernel, bias, activation in self.layers:
+            features = activation(features @ kernel + bias)
         kernel, bias = self.projection
         return features @ kernel + bias
 

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 
+import gymnasium as gym
 import tensorflow as tf
 from absl import app, flags
 from absl import logging as absl_logging
@@ -46,9 +47,16 @@ flags.DEFINE_float("checkpoint_seconds", 30.0, "Seconds between checkpoints (at 
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept on disk.", lower_bound=1)
 flags.DEFINE_integer("eval_episodes", 10, "Deterministic evaluation episodes at the end.", lower_bound=1)
 flags.DEFINE_integer("verbose", 1, "0: silent, 1: progress bar.", lower_bound=0, upper_bound=1)
+flags.DEFINE_string("encoder", None, "Encoder factory fn(observation_space) -> keras layer, as 'module:factory' or a "
+                    "name registered with tfpg.register_network; tfpg adds its torso and heads.")
+flags.DEFINE_string("policy_network", None, "Policy model factory fn(observation_space, action_space) -> keras.Model "
+                    "returning a tfd.Distribution, as 'module:factory' or a registered name.")
+flags.DEFINE_string("value_network", None, "Value model factory fn(observation_space, action_space) -> keras.Model "
+                    "returning values [batch], as 'module:factory' or a registered name.")
 flags.mark_flag_as_required("logdir")
 flags.register_validator("checkpoint_seconds", math.isfinite, "--checkpoint_seconds must be a finite number of seconds.")
 
+_NETWORK_FLAGS = {"encoder": "encoder", "policy": "policy_network", "value": "value_network"}
 HYPERPARAMETER_FLAGS = define_hyperparameter_flags([cls.config_class for cls in tfpg.ALGORITHMS.values()])
 
 
@@ -60,11 +68,13 @@ def _prepare_agent(checkpoints: str):
         hyperparameters = hyperparameters_from_flags(HYPERPARAMETER_FLAGS, config_class)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
+    networks = {role: FLAGS[flag].value for role, flag in _NETWORK_FLAGS.items() if FLAGS[flag].value is not None}
     if FLAGS.resume:
-        if hyperparameters:
+        if hyperparameters or networks:
+            given = [*hyperparameters, *(_NETWORK_FLAGS[role] for role in networks)]
             raise app.UsageError(
-                f"--resume continues with the hyperparameters saved in the checkpoint; drop "
-                f"{', '.join('--' + k for k in hyperparameters)}."
+                f"--resume continues with the hyperparameters and networks saved in the checkpoint; drop "
+                f"{', '.join('--' + k for k in given)}."
             )
         try:
             resolve(checkpoints)
@@ -80,7 +90,14 @@ def _prepare_agent(checkpoints: str):
             f"{FLAGS.logdir!r} already holds a run. Pass --resume to continue it, or choose a new --logdir."
         )
     try:
-        return tfpg.ALGORITHMS[FLAGS.algo](seed=FLAGS.seed, **hyperparameters)
+        agent = tfpg.ALGORITHMS[FLAGS.algo](seed=FLAGS.seed, **networks, **hyperparameters)
+        if networks:  # a user's network is checked against the env's spaces before anything is written
+            env = gym.make(FLAGS.env)
+            try:
+                agent.build(env.observation_space, env.action_space)
+            finally:
+                env.close()
+        return agent
     except ValueError as error:
         raise app.UsageError(str(error)) from None
 

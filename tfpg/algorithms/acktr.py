@@ -12,7 +12,9 @@ import tensorflow_probability as tfp
 from tfpg.algorithms.a2c import A2C, A2CConfig
 from tfpg.config import hparam
 from tfpg.losses import masked_mean
-from tfpg.optimizers.kfac import KFAC
+from tfpg.networks import PolicyNetwork, ValueNetwork
+from tfpg.optimizers.kfac import KFAC, registrable_layers
+from tfpg.user_models import check_batch
 
 
 @dataclasses.dataclass
@@ -84,12 +86,32 @@ class ACKTR(A2C):
                       momentum=config.momentum)
         self._policy_variables = self.policy.trainable_variables
         self._value_variables = self.value_model.trainable_variables
-        self.kfac = KFAC([*self.policy.hidden, self.policy.head.projection], self._policy_variables,
+        self.kfac = KFAC(self._kfac_layers(self.policy), self._policy_variables,
                          max_kl=config.max_kl, name="kfac", **shared)
-        self.value_kfac = KFAC([*self.value_model.hidden, self.value_model.output_layer], self._value_variables,
+        self.value_kfac = KFAC(self._kfac_layers(self.value_model), self._value_variables,
                                max_kl=config.value_max_kl, name="value_kfac", **shared)
+        self._check_capture()
         self._update_without_statistics = None
         return {"kfac": self.kfac, "value_kfac": self.value_kfac}
+
+    @staticmethod
+    def _kfac_layers(model) -> list:
+        """The Dense layers K-FAC preconditions; tfpg's own MLPs list them in the order their factors are saved."""
+        if type(model) is PolicyNetwork and model.features is None:
+            return [*model.hidden, model.head.projection]
+        if type(model) is ValueNetwork and model.features is None:
+            return [*model.hidden, model.output_layer]
+        return registrable_layers(model)
+
+    def _check_capture(self) -> None:
+        """One captured forward pass when the agent is built, so a model K-FAC cannot follow is refused now."""
+        observations = check_batch(self.observation_description, self._observation_dtype)
+        with tf.GradientTape() as tape:
+            with self._capture(tape):
+                self.policy(observations)
+                self.value_model(observations)
+        self.kfac.pre_activations()
+        self.value_kfac.pre_activations()
 
     def _fisher_targets(self, distribution, values: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         """Σᵢ log π(ãᵢ|sᵢ) + Σᵢ V(sᵢ), ãᵢ ~ π(·|sᵢ) held fixed.
@@ -167,11 +189,15 @@ class ACKTR(A2C):
         if in_gradient_pass:
             pre_activations = self.kfac.pre_activations() + pre_activations
         output_gradients = tape.gradient(targets, pre_activations)
-        del tape
         if in_gradient_pass:
             self._fold_factor_statistics(output_gradients)
         by_id = self.value_kfac.output_weighted_gradients(output_gradients[-len(self.value_kfac.layers):],
                                                           value_cotangents)
+        if self.value_kfac.other_variables:  # outside Dense layers: their plain gradient, from the tape
+            others = tape.gradient(loss, self.value_kfac.other_variables,
+                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            by_id.update({id(v): g for v, g in zip(self.value_kfac.other_variables, others)})
+        del tape
         gradients = policy_gradients + [by_id[id(v)] for v in self._value_variables]
         metrics["grad_norm"] = tf.linalg.global_norm(gradients)
         if self.config.max_grad_norm > 0:

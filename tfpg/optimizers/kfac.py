@@ -29,6 +29,32 @@ def damped_inverses(a: tf.Tensor, g: tf.Tensor, damping: float) -> tuple[tf.Tens
     return inverse(a, pi * root), inverse(g, root / pi)
 
 
+def registrable_layers(model: keras.layers.Layer) -> list[keras.layers.Dense]:
+    """The Dense layers of `model` (nested ones included, each once, in tracking order) for `KFAC`.
+
+    Variables outside Dense layers are stepped with their plain gradient, which
+    is meant for vectors (a state-independent log-std, normalisation scales); a
+    layer holding a trainable matrix or larger that is not a Dense layer would
+    silently go unpreconditioned, so it is refused.
+
+    Raises:
+        ValueError: naming the first layer K-FAC cannot precondition.
+    """
+    layers = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if type(layer) is keras.layers.Dense:
+            layers.append(layer)
+            continue
+        for variable in getattr(layer, "_trainable_variables", []):
+            if len(variable.shape) >= 2:
+                raise ValueError(
+                    f"K-FAC cannot precondition layer {layer.name!r} ({type(layer).__name__}, trainable "
+                    f"{variable.path or variable.name} of shape {tuple(variable.shape)}): it preconditions "
+                    f"keras.layers.Dense layers only. Use Dense layers in the model, or another algorithm."
+                )
+    return layers
+
+
 class KFAC(tf.Module):
     """Kronecker-factored approximate curvature for Keras `Dense` layers.
 
@@ -80,7 +106,7 @@ class KFAC(tf.Module):
                     or getattr(layer, "quantization_mode", None):
                 raise ValueError(
                     f"KFAC needs built Dense layers with a bias and without LoRA or quantisation; "
-                    f"{layer.name!r} is not one."
+                    f"{layer.name!r} is not one (use_bias=True makes one)."
                 )
         self.variables_to_update = list(variables)
         self.learning_rate = learning_rate
@@ -120,6 +146,12 @@ class KFAC(tf.Module):
             originals[id(layer)] = layer.__dict__.get("call")
 
             def call(inputs, training=None, _layer=layer):
+                if inputs.shape.rank != 2:
+                    raise ValueError(f"K-FAC needs Dense layer {_layer.name!r} to act on [batch, features] inputs; "
+                                     f"it got inputs of shape {inputs.shape}. Flatten them before the layer.")
+                if id(_layer) in self._records:
+                    raise ValueError(f"Dense layer {_layer.name!r} was called twice in one forward pass; K-FAC "
+                                     f"needs each registered layer to be used once per pass.")
                 pre_activation = tf.matmul(inputs, _layer.kernel) + _layer.bias
                 tape.watch(pre_activation)
                 self._records[id(_layer)] = (inputs, pre_activation)
@@ -137,6 +169,10 @@ class KFAC(tf.Module):
 
     def pre_activations(self) -> list[tf.Tensor]:
         """The pre-activations s recorded by the last `capture`, in layer order."""
+        unused = [layer.name for layer in self.layers if id(layer) not in self._records]
+        if unused:
+            raise ValueError(f"Registered Dense layer(s) {', '.join(map(repr, unused))} were not called in the "
+                             f"captured forward pass; register only the layers the model uses.")
         return [self._records[id(layer)][1] for layer in self.layers]
 
     def gathers_statistics(self) -> tf.Tensor:

@@ -1,0 +1,44 @@
+"""Small image environments for the tests, learnable only by looking at the pixels."""
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class BrightSideEnv(gym.Env):
+    """Each step shows a dark uint8 image with one bright vertical bar, in its left or right half.
+
+    Action 0 (left) or 1 (right); reward 1 for naming the bar's side, 0 otherwise; episodes last
+    `length` steps, so a policy that looks scores `length` and a blind one `length / 2` on average.
+
+    Args:
+        side: image height and width.
+        channels_first: C×H×W images (else H×W×C).
+        length: steps per episode.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, side=12, channels_first=False, length=8):
+        self.side, self.first, self.length = side, channels_first, length
+        shape = (1, side, side) if channels_first else (side, side, 1)
+        self.observation_space = spaces.Box(0, 255, shape, np.uint8)
+        self.action_space = spaces.Discrete(2)
+
+    def _observe(self):
+        self.bar = int(self.np_random.integers(2))
+        image = np.full((self.side, self.side), 20, np.uint8)
+        half = self.side // 2
+        column = int(self.np_random.integers(half)) + self.bar * half
+        image[:, column] = 230
+        return image[None] if self.first else image[..., None]
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return self._observe(), {}
+
+    def step(self, action):
+        reward = float(int(action) == self.bar)
+        self.steps += 1
+        return self._observe(), reward, False, self.steps >= self.length, {}

@@ -1,0 +1,125 @@
+"""Builds an agent's policy, value model and π_old from its `NetworkSpec`, checking the user's parts.
+
+Factories receive Gymnasium spaces (rebuilt from the recorded descriptions when
+an agent is loaded from a checkpoint) and are called once per network needed:
+the policy, the value model unless the network is shared, and π_old for the
+algorithms that keep one.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from tfpg.config import AgentConfig
+from tfpg.envs import space_from_description
+from tfpg.network_factories import NetworkSpec
+from tfpg.networks import ObservationEncoder, PolicyNetwork, ValueNetwork, observation_dtype
+from tfpg.normalization import RunningNormalization
+from tfpg.user_models import UserPolicy, UserValue, check_batch, check_encoder, check_policy, check_value
+
+
+class ModelBuilder:
+    """Makes the models of one agent.
+
+    Args:
+        spec: the networks to build.
+        observation: observation space description.
+        action: action space description.
+        config: the agent's hyperparameters.
+        normalizer: the shared observation normaliser, or None.
+    """
+
+    def __init__(self, spec: NetworkSpec, observation: dict, action: dict, config: AgentConfig,
+                 normalizer: RunningNormalization | None):
+        self.spec = spec
+        self.observation, self.action = observation, action
+        self.config = config
+        self.normalizer = normalizer
+        self.observation_space = space_from_description(observation)
+        self.action_space = space_from_description(action)
+        if config.shared_network and (spec.policy is not None or spec.value is not None):
+            raise ValueError("shared_network=True shares tfpg's torso between its policy and value heads; with "
+                             "policy= or value= models, set shared_network=False (a shared trunk can live inside "
+                             "an encoder= instead).")
+        self._made: list = []
+        self.check_observations = check_batch(observation, observation_dtype(observation))
+
+    def _new(self, role: str, *arguments):
+        factory = getattr(self.spec, role)
+        name = getattr(factory, "__name__", repr(factory))
+        signature = "(observation_space)" if role == "encoder" else "(observation_space, action_space)"
+        try:
+            made = factory(*arguments)
+        except Exception as error:  # a user's factory can fail in any way; say which and how it was called
+            raise ValueError(f"The {role} factory {name!r} raised {type(error).__name__} when called as "
+                             f"{name}{signature}: {error}") from None
+        if not isinstance(made, keras.layers.Layer):
+            raise ValueError(
+                f"The {role} factory {name!r} returned {type(made).__name__}; "
+                f"it must return a new keras {'layer' if role == 'encoder' else 'Model'}."
+            )
+        if any(made is earlier for earlier in self._made):
+            raise ValueError(
+                f"The {role} factory returned the same {type(made).__name__} object on two calls; it must build a "
+                f"new one at each call (tfpg needs separate copies for the policy, the value model and π_old)."
+            )
+        self._made.append(made)
+        return made
+
+    def _encoder(self):
+        if self.spec.encoder is None:
+            return None
+        encoder = self._new("encoder", self.observation_space)
+        preprocessed = ObservationEncoder(self.observation, self.normalizer, flatten=False)(self.check_observations)
+        check_encoder(encoder, preprocessed)
+        return encoder
+
+    def policy(self, name: str = "policy") -> keras.Model:
+        """A new policy model (checked if it has user parts)."""
+        config = self.config
+        if self.spec.policy is not None:
+            model = UserPolicy(self.observation, self.action, self.normalizer,
+                               self._new("policy", self.observation_space, self.action_space), name=name)
+            check_policy(model, self.check_observations, self.action)
+            return model
+        model = PolicyNetwork(self.observation, self.action, config.hidden_sizes, config.activation,
+                              self.normalizer, config.initial_log_std, encoder=self._encoder(), name=name)
+        model(self.check_observations)
+        return model
+
+    def value(self, policy: keras.Model) -> keras.Model:
+        """A new value model, sharing `policy`'s encoder and torso if the network is shared."""
+        config = self.config
+        if self.spec.value is not None:
+            model = UserValue(self.observation, self.normalizer,
+                              self._new("value", self.observation_space, self.action_space), name="value_model")
+            check_value(model, self.check_observations)
+            return model
+        shared = config.shared_network and isinstance(policy, PolicyNetwork)
+        model = ValueNetwork(self.observation, config.hidden_sizes, config.activation, self.normalizer,
+                             policy.hidden if shared else None,
+                             encoder=policy.features if shared else self._encoder(), name="value_model")
+        model(self.check_observations)
+        return model
+
+    def old_policy(self, policy: keras.Model) -> keras.Model:
+        """π_old: a second policy of the same architecture, for the algorithms that keep one.
+
+        Raises:
+            ValueError: if a factory built a model with other variables than the policy's.
+        """
+        old = self.policy(name="old_policy")
+        shapes = [tuple(v.shape) for v in policy.trainable_variables]
+        old_shapes = [tuple(v.shape) for v in old.trainable_variables]
+        if shapes != old_shapes:
+            raise ValueError(
+                f"Two calls of the policy factories built different models (variable shapes {shapes} and "
+                f"{old_shapes}); a factory must build the same architecture at every call."
+            )
+        return old
+
+
+def snapshot(source: keras.Model, target: keras.Model) -> None:
+    """Copies `source`'s trainable variables into `target` (same architecture)."""
+    for old, new in zip(target.trainable_variables, source.trainable_variables):
+        old.assign(new)

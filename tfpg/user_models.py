@@ -1,0 +1,149 @@
+"""The user's full policy and value models, behind tfpg's preprocessing, and the checks they must pass.
+
+`UserPolicy` and `UserValue` feed the user's model the preprocessed
+observations (running-normalised `Box` values in their own shape when
+`normalize_observations` is on, one-hot `Discrete` values), exactly as tfpg's own
+networks see them, so the normalisation is checkpointed and exported with the
+policy. The checks run once on a small batch when the agent is built, so a model
+that does not fit the spaces is refused with a message saying what was expected.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfpg.envs import action_size
+from tfpg.normalization import RunningNormalization
+from tfpg.networks import ObservationEncoder, action_dtype
+
+tfd = tfp.distributions
+
+CHECK_BATCH = 2  # two rows, so that a batch dimension cannot pass for a feature dimension
+
+
+class UserPolicy(keras.Model):
+    """Preprocessed observations → the user's policy model → its distribution.
+
+    For a `Discrete` action space the model may return a `tfd.Categorical` with
+    batch shape `[batch]`; it is re-expressed over tfpg's flat actions `[batch, 1]`.
+
+    Args:
+        observation: observation space description.
+        action: action space description.
+        normalizer: shared observation normaliser or None.
+        model: the user's model (preprocessed observations → `tfd.Distribution`).
+    """
+
+    def __init__(self, observation: dict, action: dict, normalizer: RunningNormalization | None,
+                 model: keras.layers.Layer, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = ObservationEncoder(observation, normalizer, flatten=False)
+        self.model = model
+        self.discrete = action["type"] == "Discrete"
+
+    def call(self, observations):
+        distribution = self.model(self.encoder(observations))
+        if self.discrete and isinstance(distribution, tfd.Categorical) \
+                and distribution.batch_shape.rank == 1 and distribution.event_shape.rank == 0:
+            logits = distribution.logits_parameter()[:, None, :]
+            return tfd.Independent(tfd.Categorical(logits=logits, dtype=distribution.dtype), 1)
+        return distribution
+
+
+class UserValue(keras.Model):
+    """Preprocessed observations → the user's value model → values `[batch]` (a `[batch, 1]` output is squeezed).
+
+    Args:
+        observation: observation space description.
+        normalizer: shared observation normaliser or None.
+        model: the user's model (preprocessed observations → values).
+    """
+
+    def __init__(self, observation: dict, normalizer: RunningNormalization | None, model: keras.layers.Layer,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = ObservationEncoder(observation, normalizer, flatten=False)
+        self.model = model
+
+    def call(self, observations):
+        values = self.model(self.encoder(observations))
+        if isinstance(values, tf.Tensor) and values.shape.rank == 2 and values.shape[-1] == 1:
+            return tf.squeeze(values, axis=-1)
+        return values
+
+
+def check_batch(observation: dict, dtype: tf.DType) -> tf.Tensor:
+    """A batch of `CHECK_BATCH` valid observations of a described space, as the models receive them."""
+    if observation["type"] == "Discrete":
+        return tf.fill([CHECK_BATCH], tf.constant(observation["start"], dtype))
+    return tf.zeros([CHECK_BATCH, *observation["shape"]], dtype)
+
+
+def _called(model: keras.layers.Layer, what: str, observations: tf.Tensor):
+    try:
+        return model(observations)
+    except Exception as error:  # a user's model can fail in any way; say where
+        raise ValueError(
+            f"The {what} could not be called on a batch of observations of shape {tuple(observations.shape)} "
+            f"and dtype {observations.dtype.name} ({type(error).__name__}: {error}). It must accept the "
+            f"observations as tfpg feeds them: Box values normalised in their own shape, Discrete ones one-hot."
+        ) from None
+
+
+def check_policy(policy: keras.Model, observations: tf.Tensor, action: dict) -> None:
+    """Refuses a policy that does not return a distribution over the action space's flat actions.
+
+    Raises:
+        ValueError: naming what the model returned and what was expected.
+    """
+    distribution = _called(policy, "policy model", observations)
+    size, dtype = action_size(action), action_dtype(action)
+    expected = (f"a tfd.Distribution with batch shape [{CHECK_BATCH}], event shape [{size}] and dtype "
+                f"{dtype.name}")
+    if action["type"] == "Discrete":
+        expected += " (or a tfd.Categorical with batch shape [batch])"
+    if not isinstance(distribution, tfd.Distribution):
+        raise ValueError(
+            f"The policy model returned {type(distribution).__name__} for a batch of {CHECK_BATCH} observations; "
+            f"expected {expected}, e.g. tfd.Independent(tfd.Normal(mean, std), 1) for Box actions or "
+            f"tfd.Categorical(logits=...) for Discrete ones."
+        )
+    got = (f"batch shape {distribution.batch_shape.as_list()}, event shape {distribution.event_shape.as_list()}, "
+           f"dtype {tf.as_dtype(distribution.dtype).name}")
+    if distribution.batch_shape.as_list() != [CHECK_BATCH] or distribution.event_shape.as_list() != [size] \
+            or tf.as_dtype(distribution.dtype) != dtype:
+        raise ValueError(f"The policy model returned a {type(distribution).__name__} with {got} for a batch of "
+                         f"{CHECK_BATCH} observations; expected {expected}.")
+
+
+def check_value(value_model: keras.Model, observations: tf.Tensor) -> None:
+    """Refuses a value model that does not return one float value per observation.
+
+    Raises:
+        ValueError: naming what the model returned and what was expected.
+    """
+    values = _called(value_model, "value model", observations)
+    if not isinstance(values, tf.Tensor) or not values.dtype.is_floating or values.shape.as_list() != [CHECK_BATCH]:
+        got = (f"a {values.dtype.name} tensor of shape {values.shape.as_list()}" if isinstance(values, tf.Tensor)
+               else type(values).__name__)
+        raise ValueError(f"The value model returned {got} for a batch of {CHECK_BATCH} observations; expected "
+                         f"float values of shape [{CHECK_BATCH}] (or [{CHECK_BATCH}, 1]).")
+
+
+def check_encoder(encoder: keras.layers.Layer, observations: tf.Tensor) -> None:
+    """Refuses an encoder that does not map a batch of preprocessed observations to float features.
+
+    Raises:
+        ValueError: naming what the encoder returned and what was expected.
+    """
+    features = _called(encoder, "encoder", observations)
+    if not isinstance(features, tf.Tensor) or not features.dtype.is_floating or features.shape.rank is None \
+            or features.shape.rank < 2 or features.shape[0] != CHECK_BATCH \
+            or not np.prod(features.shape[1:]) > 0:
+        got = (f"a {features.dtype.name} tensor of shape {features.shape.as_list()}"
+               if isinstance(features, tf.Tensor) else type(features).__name__)
+        raise ValueError(f"The encoder returned {got} for a batch of {CHECK_BATCH} observations; expected float "
+                         f"features of shape [{CHECK_BATCH}, ...] with a known, non-zero size per row.")
