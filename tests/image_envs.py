@@ -15,13 +15,14 @@ class BrightSideEnv(gym.Env):
         side: image height and width.
         channels_first: C×H×W images (else H×W×C).
         length: steps per episode.
+        channels: image channels (each shows the same picture).
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self, side=12, channels_first=False, length=8):
-        self.side, self.first, self.length = side, channels_first, length
-        shape = (1, side, side) if channels_first else (side, side, 1)
+    def __init__(self, side=12, channels_first=False, length=8, channels=1):
+        self.side, self.first, self.length, self.channels = side, channels_first, length, channels
+        shape = (channels, side, side) if channels_first else (side, side, channels)
         self.observation_space = spaces.Box(0, 255, shape, np.uint8)
         self.action_space = spaces.Discrete(2)
 
@@ -31,7 +32,7 @@ class BrightSideEnv(gym.Env):
         half = self.side // 2
         column = int(self.np_random.integers(half)) + self.bar * half
         image[:, column] = 230
-        return image[None] if self.first else image[..., None]
+        return np.stack([image] * self.channels, axis=0 if self.first else -1)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)

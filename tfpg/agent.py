@@ -27,6 +27,7 @@ from tfpg.config import AgentConfig, positive_int
 from tfpg.envs import ActionAdapter, EnvLike, describe_action_space, describe_observation_space, \
     same_observation_spaces
 from tfpg.errors import EnvError
+from tfpg.image_encoder import is_image
 from tfpg.inference import InferenceMixin
 from tfpg.model_building import ModelBuilder, snapshot
 from tfpg.network_factories import NetworkSpec
@@ -107,7 +108,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         keras.utils.set_random_seed(self.seed)
         config = self.config
         self.observation_normalizer = None
-        if config.normalize_observations and observation["type"] == "Box":
+        if config.normalize_observations and observation["type"] == "Box" and not is_image(observation):
             self.observation_normalizer = RunningNormalization(int(np.prod(observation["shape"])),
                                                                name="observation_normalizer")
         self.reward_scaler = RewardScaler(config.gamma)

@@ -1,7 +1,7 @@
 """Standalone SavedModel policies: servable with TensorFlow alone.
 
 Signatures (batched: `observations` are float32 `[batch, *obs_shape]` for Box
-spaces, int64 `[batch]` for Discrete ones). Inputs of another shape, NaN or
+spaces, uint8 for images, int64 `[batch]` for Discrete ones). Inputs of another shape, NaN or
 infinite values and out-of-range discrete values are refused with an
 `InvalidArgumentError` naming the input and what it allows (`serving_checks`).
 
@@ -24,9 +24,15 @@ import shutil
 import numpy as np
 import tensorflow as tf
 
+from tfpg.image_encoder import is_image
 from tfpg.serving_checks import checked_input
 
 _SERVING_OBSERVATION_DTYPE = {"Box": tf.float32, "Discrete": tf.int64}
+
+
+def _serving_observation_dtype(description: dict) -> tf.DType:
+    """uint8 for images, float32 for other Box observations, int64 for Discrete ones."""
+    return tf.uint8 if is_image(description) else _SERVING_OBSERVATION_DTYPE[description["type"]]
 
 
 def _env_actions(flat: tf.Tensor, action: dict) -> tf.Tensor:
@@ -72,6 +78,8 @@ def _single(outputs):
 def _allowed_values(description: dict, shape) -> dict:
     """The `checked_input` value constraints of a space: finite Box values, discrete ranges."""
     kind = description["type"]
+    if is_image(description):
+        return {}  # uint8 holds exactly the allowed values
     if kind == "Box":
         return {"finite": True}
     if kind == "Discrete":
@@ -98,7 +106,7 @@ class PolicyModule(tf.Module):
         observation, action = agent.observation_description, agent.action_description
         policy, value_model = agent.policy, agent.value_model
         model_dtype = agent._observation_dtype
-        observation_dtype = _SERVING_OBSERVATION_DTYPE[observation["type"]]
+        observation_dtype = _serving_observation_dtype(observation)
         observations_spec = tf.TensorSpec((None, *agent.observation_shape), observation_dtype, name="observations")
         env_action_shape = [] if action["type"] == "Discrete" else action["shape"]
         env_action_dtype = tf.float32 if action["type"] == "Box" else tf.int64

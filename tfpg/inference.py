@@ -6,6 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import tensorflow as tf
 
 from tfpg.config import positive_int
 from tfpg.envs import EnvLike, check_env_id
@@ -33,6 +34,9 @@ class InferenceMixin:
             )
         if kind == "Box" and not np.all(np.isfinite(array)):
             raise ValueError("Observations contain NaN or Inf values.")
+        if self._observation_dtype == tf.uint8 and array.size and (array.min() < 0 or array.max() > 255):
+            raise ValueError(f"Image observations must be in [0, 255] (uint8 pixels), got values in "
+                             f"[{array.min()}, {array.max()}].")
         if kind == "Discrete":
             low = self.observation_description["start"]
             high = low + self.observation_description["n"]

@@ -12,6 +12,7 @@ import keras
 
 from tfpg.config import AgentConfig
 from tfpg.envs import space_from_description
+from tfpg.image_encoder import image_encoder, is_image
 from tfpg.network_factories import NetworkSpec
 from tfpg.networks import ObservationEncoder, PolicyNetwork, ValueNetwork, observation_dtype
 from tfpg.normalization import RunningNormalization
@@ -44,8 +45,7 @@ class ModelBuilder:
         self._made: list = []
         self.check_observations = check_batch(observation, observation_dtype(observation))
 
-    def _new(self, role: str, *arguments):
-        factory = getattr(self.spec, role)
+    def _new(self, role: str, factory, *arguments):
         name = getattr(factory, "__name__", repr(factory))
         signature = "(observation_space)" if role == "encoder" else "(observation_space, action_space)"
         try:
@@ -67,9 +67,11 @@ class ModelBuilder:
         return made
 
     def _encoder(self):
-        if self.spec.encoder is None:
+        """The user's encoder, or for image observations tfpg's CNN, or None (flat observations)."""
+        factory = self.spec.encoder or (image_encoder if is_image(self.observation) else None)
+        if factory is None:
             return None
-        encoder = self._new("encoder", self.observation_space)
+        encoder = self._new("encoder", factory, self.observation_space)
         preprocessed = ObservationEncoder(self.observation, self.normalizer, flatten=False)(self.check_observations)
         check_encoder(encoder, preprocessed)
         return encoder
@@ -79,7 +81,8 @@ class ModelBuilder:
         config = self.config
         if self.spec.policy is not None:
             model = UserPolicy(self.observation, self.action, self.normalizer,
-                               self._new("policy", self.observation_space, self.action_space), name=name)
+                               self._new("policy", self.spec.policy, self.observation_space, self.action_space),
+                               name=name)
             check_policy(model, self.check_observations, self.action)
             return model
         model = PolicyNetwork(self.observation, self.action, config.hidden_sizes, config.activation,
@@ -92,7 +95,8 @@ class ModelBuilder:
         config = self.config
         if self.spec.value is not None:
             model = UserValue(self.observation, self.normalizer,
-                              self._new("value", self.observation_space, self.action_space), name="value_model")
+                              self._new("value", self.spec.value, self.observation_space, self.action_space),
+                              name="value_model")
             check_value(model, self.check_observations)
             return model
         shared = config.shared_network and isinstance(policy, PolicyNetwork)

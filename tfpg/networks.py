@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpg.envs import action_size, flat_size
+from tfpg.image_encoder import is_image
 from tfpg.normalization import RunningNormalization
 
 tfd = tfp.distributions
@@ -24,7 +25,9 @@ _PADDED_LOGIT = -1e9
 
 
 def observation_dtype(description: dict) -> tf.DType:
-    """The dtype observations of a described space are fed to the models with."""
+    """The dtype observations of a described space are fed to the models with (images stay uint8)."""
+    if is_image(description):
+        return tf.uint8
     return tf.int32 if description["type"] == "Discrete" else tf.float32
 
 
@@ -34,11 +37,12 @@ def action_dtype(description: dict) -> tf.DType:
 
 
 class ObservationEncoder(keras.layers.Layer):
-    """tfpg's preprocessing: normalises `Box` observations, one-hot encodes `Discrete` ones.
+    """tfpg's preprocessing: normalises `Box` observations, scales images, one-hot encodes `Discrete` ones.
 
     `Box` observations are normalised by the running statistics (if a
     normaliser is given) and flattened to `[batch, features]`, or with
-    `flatten=False` kept in their shape, for a user's encoder or model.
+    `flatten=False` kept in their shape, for an encoder or a user's model.
+    Images (`tfpg.image_encoder.is_image`) are scaled from uint8 to [0, 1].
 
     Args:
         description: observation space description (`tfpg.envs.describe_observation_space`).
@@ -58,6 +62,9 @@ class ObservationEncoder(keras.layers.Layer):
         if self.description["type"] == "Discrete":
             indices = tf.cast(observations, tf.int32) - self.description["start"]
             return tf.one_hot(tf.reshape(indices, [-1]), self.size, dtype=tf.float32)
+        if is_image(self.description):
+            scaled = tf.cast(observations, tf.float32) / 255.0
+            return tf.reshape(scaled, [-1, self.size]) if self.flatten else scaled
         flat = tf.reshape(tf.cast(observations, tf.float32), [-1, self.size])
         if self.normalizer is not None:
             flat = self.normalizer(flat)
