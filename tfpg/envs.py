@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from tfpg.atari import is_atari, make_atari, register as register_atari
 from tfpg.config import positive_int
 from tfpg.errors import EnvCopyError
 
@@ -185,6 +186,8 @@ def check_env_id(env_id: str) -> None:
     (which registers `Name-v0`).
     """
     module, _, name = env_id.rpartition(":")
+    if is_atari(name):
+        register_atari()
     if module:
         try:
             importlib.import_module(module)
@@ -230,8 +233,13 @@ class LabelledCopy(gym.Wrapper):
             raise self._failure("reset", error) from error
 
 
+def make_env(env_id: str) -> gym.Env:
+    """One env of an id: `gym.make`, or for `ALE/...` ids the standard Atari preprocessing (`tfpg.atari`)."""
+    return make_atari(env_id) if is_atari(env_id) else gym.make(env_id)
+
+
 def _labelled_copy(env_id: str, index: int) -> gym.Env:
-    return LabelledCopy(gym.make(env_id), index)
+    return LabelledCopy(make_env(env_id), index)
 
 
 def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False) -> gym.vector.VectorEnv:

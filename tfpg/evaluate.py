@@ -72,11 +72,10 @@ def _check_policy_matches_env(policy_path: str, env) -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    import gymnasium as gym
     import numpy as np
     import tensorflow as tf
 
-    from tfpg.envs import check_env_id
+    from tfpg.envs import check_env_id, make_env
 
     if not os.path.exists(os.path.join(FLAGS.policy, "saved_model.pb")):
         raise app.UsageError(f"--policy={FLAGS.policy!r} is not a SavedModel directory (no saved_model.pb).")
@@ -84,7 +83,7 @@ def main(argv):
         check_env_id(FLAGS.env)
     except ValueError as error:
         raise app.UsageError(f"--env: {error}") from None
-    env = gym.make(FLAGS.env)
+    env = make_env(FLAGS.env)
     try:
         _check_policy_matches_env(FLAGS.policy, env)
         policy = tf.saved_model.load(FLAGS.policy)

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfpg.config import positive_int
-from tfpg.envs import EnvLike, check_env_id
+from tfpg.envs import EnvLike, check_env_id, make_env
 
 
 class InferenceMixin:
@@ -75,7 +75,7 @@ class InferenceMixin:
         episodes = positive_int("episodes", episodes)
         if isinstance(env, str):
             check_env_id(env)
-            single = gym.make(env)
+            single = make_env(env)
         elif isinstance(env, gym.Env):
             single = env
         else:

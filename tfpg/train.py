@@ -18,7 +18,6 @@ import os
 import signal
 import sys
 
-import gymnasium as gym
 import tensorflow as tf
 from absl import app, flags
 from absl import logging as absl_logging
@@ -26,7 +25,7 @@ from absl import logging as absl_logging
 import tfpg
 from tfpg import callbacks as tfpg_callbacks
 from tfpg.checkpoint import load, resolve
-from tfpg.envs import check_env_id
+from tfpg.envs import check_env_id, make_env
 from tfpg.errors import EnvError, NonFiniteError
 from tfpg.flags import define_hyperparameter_flags, hyperparameters_from_flags
 from tfpg.plotting import plot_learning_curve
@@ -92,7 +91,7 @@ def _prepare_agent(checkpoints: str):
     try:
         agent = tfpg.ALGORITHMS[FLAGS.algo](seed=FLAGS.seed, **networks, **hyperparameters)
         if networks:  # a user's network is checked against the env's spaces before anything is written
-            env = gym.make(FLAGS.env)
+            env = make_env(FLAGS.env)
             try:
                 agent.build(env.observation_space, env.action_space)
             finally:

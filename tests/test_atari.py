@@ -1,0 +1,42 @@
+"""Real Atari (ale-py, ROMs included) through the vector-env factory, the agent and both launchers."""
+
+import json
+
+import numpy as np
+
+import tfpg
+from helpers import run
+from tfpg.envs import describe_env, make_vector_env
+from tfpg.image_encoder import ImageEncoder, is_image
+
+
+def test_atari_ids_get_the_standard_preprocessing_and_the_nature_cnn():
+    env = make_vector_env("ALE/Pong-v5", num_envs=2)
+    try:
+        observation, action = describe_env(env)
+        assert observation["shape"] == [4, 84, 84] and observation["dtype"] == "uint8" and is_image(observation)
+        assert action == {"type": "Discrete", "n": 6, "start": 0}
+        agent = tfpg.PPO(seed=0, rollout_steps=32, minibatch_size=32, epochs=1)
+        rollout = agent.collect(env, 64)
+        assert rollout.observations.shape == (32, 2, 4, 84, 84) and rollout.observations.dtype == np.uint8
+        # frames stack oldest first: each step's newest frame is the next step's second newest
+        np.testing.assert_array_equal(rollout.observations[1:, :, 2], rollout.observations[:-1, :, 3])
+        assert isinstance(agent.policy.features, ImageEncoder)
+        assert len(agent.policy.features.convolutions) == 3
+        agent.train_on_batch(rollout)
+    finally:
+        env.close()
+
+
+def test_the_launchers_train_export_and_evaluate_an_atari_game(tmp_path):
+    logdir = str(tmp_path / "pong")
+    trained = run(["-m", "tfpg.train", "--algo=ppo", "--env=ALE/Pong-v5", "--steps=128", "--num_envs=2",
+                   "--rollout_steps=32", "--minibatch_size=32", "--epochs=1", "--eval_episodes=1", "--verbose=0",
+                   f"--logdir={logdir}"], timeout=600)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    with open(f"{logdir}/evaluation.json") as file:
+        assert -21 <= json.load(file)["mean_return"] <= 21
+    evaluated = run(["-m", "tfpg.evaluate", f"--policy={logdir}/policy", "--env=ALE/Pong-v5", "--episodes=1"],
+                    timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "ALE/Pong-v5: mean return" in evaluated.stdout

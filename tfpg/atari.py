@@ -1,0 +1,46 @@
+"""Atari games through `ale-py` (ROMs included), with Gymnasium's standard preprocessing.
+
+An id `ALE/<Game>-v5` is made with the emulator's own frame skipping off and
+then wrapped as in the DQN and PPO Atari literature: up to 30 no-op actions at
+reset, frame skip 4 (max-pooled over the last two frames), 84×84 grayscale, and
+the last 4 frames stacked, channels first (observations `uint8[4, 84, 84]`). The
+id's other settings (sticky actions, full action set) are Gymnasium's for v5.
+Needs the `atari` extra: `pip install "tfpg[atari]"`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import gymnasium as gym
+
+PREFIX = "ALE/"
+
+
+def is_atari(env_id: str) -> bool:
+    """Whether an env id names an Atari game of `ale-py`."""
+    return env_id.startswith(PREFIX)
+
+
+def register() -> None:
+    """Registers ale-py's ids with Gymnasium.
+
+    Raises:
+        ValueError: if ale-py (or OpenCV, which the preprocessing needs) is not installed.
+    """
+    missing = [name for name in ("ale_py", "cv2") if importlib.util.find_spec(name) is None]
+    if missing:  # (AtariPreprocessing resizes frames with OpenCV, cv2)
+        raise ValueError(f"Atari ids need ale-py and OpenCV, and {' and '.join(missing)} could not be imported; "
+                         f"install them with pip install \"tfpg[atari]\".")
+    import ale_py
+
+    gym.register_envs(ale_py)
+
+
+def make_atari(env_id: str, frame_stack: int = 4) -> gym.Env:
+    """One preprocessed Atari env (see the module docstring)."""
+    register()
+    env = gym.make(env_id, frameskip=1)
+    env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True,
+                                          terminal_on_life_loss=False, scale_obs=False)
+    return gym.wrappers.FrameStackObservation(env, frame_stack)
