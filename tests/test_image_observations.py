@@ -62,9 +62,3 @@ def test_an_image_policy_checkpoints_and_serves_uint8_with_tensorflow_alone(tmp_
     np.testing.assert_allclose(out["value"], agent.value_model(observations).numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"in \[0, 255\]"):
         agent.predict(observations.astype(np.float32) * 2.0)
-
-
-def test_acktr_names_the_convolution_it_cannot_precondition_yet():
-    env = BrightSideEnv(side=12)
-    with pytest.raises(ValueError, match=r"cannot precondition layer 'conv_\d' .Conv2D"):
-        tfpg.ACKTR(seed=0).build(env.observation_space, env.action_space)

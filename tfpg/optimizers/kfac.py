@@ -8,6 +8,8 @@ from typing import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from tfpg.optimizers.kfac_blocks import block_for
+
 
 def damped_inverses(a: tf.Tensor, g: tf.Tensor, damping: float) -> tuple[tf.Tensor, tf.Tensor]:
     """(A + π√λ I)⁻¹ and (G + √λ/π I)⁻¹ with the π-correction π = sqrt((tr A / dim A) / (tr G / dim G)).
@@ -29,20 +31,20 @@ def damped_inverses(a: tf.Tensor, g: tf.Tensor, damping: float) -> tuple[tf.Tens
     return inverse(a, pi * root), inverse(g, root / pi)
 
 
-def registrable_layers(model: keras.layers.Layer) -> list[keras.layers.Dense]:
-    """The Dense layers of `model` (nested ones included, each once, in tracking order) for `KFAC`.
+def registrable_layers(model: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """The Dense and Conv2D layers of `model` (nested ones included, each once, in tracking order) for `KFAC`.
 
-    Variables outside Dense layers are stepped with their plain gradient, which
+    Variables outside these layers are stepped with their plain gradient, which
     is meant for vectors (a state-independent log-std, normalisation scales); a
-    layer holding a trainable matrix or larger that is not a Dense layer would
-    silently go unpreconditioned, so it is refused.
+    layer holding a trainable matrix or larger that is neither would silently
+    go unpreconditioned, so it is refused.
 
     Raises:
         ValueError: naming the first layer K-FAC cannot precondition.
     """
     layers = []
     for layer in model._flatten_layers(include_self=True, recursive=True):
-        if type(layer) is keras.layers.Dense:
+        if type(layer) in (keras.layers.Dense, keras.layers.Conv2D):
             layers.append(layer)
             continue
         for variable in getattr(layer, "_trainable_variables", []):
@@ -50,13 +52,13 @@ def registrable_layers(model: keras.layers.Layer) -> list[keras.layers.Dense]:
                 raise ValueError(
                     f"K-FAC cannot precondition layer {layer.name!r} ({type(layer).__name__}, trainable "
                     f"{variable.path or variable.name} of shape {tuple(variable.shape)}): it preconditions "
-                    f"keras.layers.Dense layers only. Use Dense layers in the model, or another algorithm."
+                    f"keras.layers.Dense and Conv2D layers only. Use those in the model, or another algorithm."
                 )
     return layers
 
 
 class KFAC(tf.Module):
-    """Kronecker-factored approximate curvature for Keras `Dense` layers.
+    """Kronecker-factored approximate curvature for Keras `Dense` and `Conv2D` layers.
 
     For a registered layer s = a W + b, with ā = [a, 1] and g = ∂ log p(ỹ|x)/∂s
     for targets ỹ SAMPLED from the model (the true Fisher), the Fisher block of
@@ -71,6 +73,10 @@ class KFAC(tf.Module):
     curvature can underestimate the true one along Δ; given the exact mean KL
     of the step (`kl_fn`), a step whose KL exceeds δ is shrunk by sqrt(δ / KL),
     which brings its KL (quadratic in the step length) back to about δ.
+
+    A `Conv2D` layer is the same over the rows of its input patches, one per
+    sample and output position (KFC, see `tfpg.optimizers.kfac_blocks`): A is
+    the mean of ā āᵀ over samples and positions, G = E[Σ_t g_t g_tᵀ].
 
     Variables outside registered layers (e.g. a Gaussian log-std) take their
     plain gradient, scaled by the same η and counted in ΔᵀF̂Δ as Δᵀ∇.
@@ -95,19 +101,7 @@ class KFAC(tf.Module):
                  name: str = "kfac"):
         super().__init__(name=name)
         self.layers = list(layers)
-        for layer in self.layers:
-            if type(layer) is not keras.layers.Dense:
-                raise ValueError(
-                    f"KFAC can only precondition keras.layers.Dense layers; got {type(layer).__name__} "
-                    f"({getattr(layer, 'name', layer)!r}). Register only Dense layers; other variables "
-                    f"are updated with their plain gradient."
-                )
-            if not layer.built or layer.bias is None or getattr(layer, "lora_enabled", False) \
-                    or getattr(layer, "quantization_mode", None):
-                raise ValueError(
-                    f"KFAC needs built Dense layers with a bias and without LoRA or quantisation; "
-                    f"{layer.name!r} is not one (use_bias=True makes one)."
-                )
+        self._blocks = {id(layer): block_for(layer) for layer in self.layers}
         self.variables_to_update = list(variables)
         self.learning_rate = learning_rate
         self.max_kl = max_kl
@@ -123,7 +117,7 @@ class KFAC(tf.Module):
         self.steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps")
         self.a_factors, self.g_factors, self.a_inverses, self.g_inverses = [], [], [], []
         for layer in self.layers:
-            fan_in, fan_out = layer.kernel.shape
+            fan_in, fan_out = self._blocks[id(layer)].fan_in, self._blocks[id(layer)].fan_out
             for store, size in ((self.a_factors, fan_in + 1), (self.g_factors, fan_out),
                                 (self.a_inverses, fan_in + 1), (self.g_inverses, fan_out)):
                 store.append(tf.Variable(tf.eye(size), trainable=False))
@@ -136,9 +130,10 @@ class KFAC(tf.Module):
     def capture(self, tape: tf.GradientTape):
         """Records each registered layer's inputs and pre-activations during a forward pass.
 
-        Inside the context each layer computes s = a W + b, watched by `tape`,
-        then its activation, so `tape.gradient(L, self.pre_activations())`
-        gives the per-sample ∂L/∂s of any loss L.
+        Inside the context each layer computes s = a W + b (a convolution for
+        Conv2D), watched by `tape`, then its activation, so
+        `tape.gradient(L, self.pre_activations())` gives the per-sample ∂L/∂s of
+        any loss L.
         """
         self._records = {}
         originals = {}
@@ -146,15 +141,12 @@ class KFAC(tf.Module):
             originals[id(layer)] = layer.__dict__.get("call")
 
             def call(inputs, training=None, _layer=layer):
-                if inputs.shape.rank != 2:
-                    raise ValueError(f"K-FAC needs Dense layer {_layer.name!r} to act on [batch, features] inputs; "
-                                     f"it got inputs of shape {inputs.shape}. Flatten them before the layer.")
                 if id(_layer) in self._records:
-                    raise ValueError(f"Dense layer {_layer.name!r} was called twice in one forward pass; K-FAC "
+                    raise ValueError(f"Layer {_layer.name!r} was called twice in one forward pass; K-FAC "
                                      f"needs each registered layer to be used once per pass.")
-                pre_activation = tf.matmul(inputs, _layer.kernel) + _layer.bias
+                rows, pre_activation = self._blocks[id(_layer)].forward(inputs)
                 tape.watch(pre_activation)
-                self._records[id(_layer)] = (inputs, pre_activation)
+                self._records[id(_layer)] = (rows, pre_activation)
                 return _layer.activation(pre_activation) if _layer.activation is not None else pre_activation
 
             object.__setattr__(layer, "call", call)
@@ -171,7 +163,7 @@ class KFAC(tf.Module):
         """The pre-activations s recorded by the last `capture`, in layer order."""
         unused = [layer.name for layer in self.layers if id(layer) not in self._records]
         if unused:
-            raise ValueError(f"Registered Dense layer(s) {', '.join(map(repr, unused))} were not called in the "
+            raise ValueError(f"Registered layer(s) {', '.join(map(repr, unused))} were not called in the "
                              f"captured forward pass; register only the layers the model uses.")
         return [self._records[id(layer)][1] for layer in self.layers]
 
@@ -188,6 +180,10 @@ class KFAC(tf.Module):
         A = [[E[a aᵀ], E[a]], [E[a]ᵀ, 1]] is assembled from aᵀa and the column
         sums of a, so the bias column ā = [a, 1] is never materialised.
 
+        For a Conv2D layer the rows are (sample, position) pairs: A averages
+        ā āᵀ over all of them, G sums g gᵀ over each sample's positions and
+        averages over samples.
+
         Args:
             output_gradients: per-sample g = ∂/∂s, one per registered layer
                 (row i is sample i's), of the SUMMED log-likelihood
@@ -202,11 +198,15 @@ class KFAC(tf.Module):
         decay = tf.minimum(self.decay ** self.statistics_every, folds / (folds + 1.0))
         for layer, gradient, a_factor, g_factor in zip(self.layers, output_gradients, self.a_factors,
                                                        self.g_factors):
+            block = self._blocks[id(layer)]
             inputs = self._inputs(layer)
+            positions = block.positions(self._records[id(layer)][1])
+            rows = block.gradient_rows(gradient)
             if weights is None:
                 weighted, count = inputs, tf.cast(tf.shape(inputs)[0], tf.float32)
             else:
-                weighted, count = inputs * weights[:, None], tf.reduce_sum(weights)
+                row_weights = tf.repeat(weights, positions) if positions > 1 else weights
+                weighted, count = inputs * row_weights[:, None], tf.reduce_sum(row_weights)
             sums = tf.reduce_sum(weighted, axis=0)
             second_moment = tf.concat([
                 tf.concat([tf.matmul(weighted, inputs, transpose_a=True), sums[:, None]], axis=1),
@@ -214,7 +214,8 @@ class KFAC(tf.Module):
             ], axis=0)
             count = tf.maximum(count, 1.0)
             a_factor.assign(decay * a_factor + (1.0 - decay) * second_moment / count)
-            g_factor.assign(decay * g_factor + (1.0 - decay) * tf.matmul(gradient, gradient, transpose_a=True) / count)
+            samples = count / positions
+            g_factor.assign(decay * g_factor + (1.0 - decay) * tf.matmul(rows, rows, transpose_a=True) / samples)
 
     def output_weighted_gradients(self, output_gradients: Sequence[tf.Tensor],
                                   cotangents: tf.Tensor) -> dict[int, tf.Tensor]:
@@ -231,8 +232,10 @@ class KFAC(tf.Module):
         """
         gradients = {}
         for layer, jacobian in zip(self.layers, output_gradients):
-            scaled = jacobian * cotangents[:, None]
-            gradients[id(layer.kernel)] = tf.matmul(self._inputs(layer), scaled, transpose_a=True)
+            block = self._blocks[id(layer)]
+            per_sample = tf.reshape(cotangents, [-1] + [1] * (jacobian.shape.rank - 1))
+            scaled = block.gradient_rows(jacobian * per_sample)
+            gradients[id(layer.kernel)] = block.kernel_shaped(tf.matmul(self._inputs(layer), scaled, transpose_a=True))
             gradients[id(layer.bias)] = tf.reduce_sum(scaled, axis=0)
         return gradients
 
@@ -266,11 +269,13 @@ class KFAC(tf.Module):
         quadratic = tf.constant(0.0)
         for layer, a_factor, g_factor, a_inverse, g_inverse in zip(
                 self.layers, self.a_factors, self.g_factors, self.a_inverses, self.g_inverses):
-            combined = tf.concat([by_id[id(layer.kernel)], by_id[id(layer.bias)][None, :]], axis=0)
+            block = self._blocks[id(layer)]
+            combined = tf.concat([block.kernel_matrix(by_id[id(layer.kernel)]), by_id[id(layer.bias)][None, :]],
+                                 axis=0)
             direction = a_inverse @ combined @ g_inverse
             # tr(Δᵀ A Δ G) = Σ (A Δ) ⊙ (Δ G) for symmetric A and G
             quadratic += tf.reduce_sum((a_factor @ direction) * (direction @ g_factor))
-            directions[id(layer.kernel)] = direction[:-1]
+            directions[id(layer.kernel)] = block.kernel_shaped(direction[:-1])
             directions[id(layer.bias)] = direction[-1]
         for variable in self.other_variables:
             directions[id(variable)] = by_id[id(variable)]
