@@ -43,3 +43,31 @@ class BrightSideEnv(gym.Env):
         reward = float(int(action) == self.bar)
         self.steps += 1
         return self._observe(), reward, False, self.steps >= self.length, {}
+
+
+class LookAndListenEnv(BrightSideEnv):
+    """A Dict observation, {"image": BrightSideEnv's picture, "flag": [±1]}, and four actions: the right one
+    is the bar's side (0 left, 1 right) plus 2 when the flag is +1, so only a policy that uses both entries
+    scores `length` (one that sees either alone scores `length / 2` on average, a blind one `length / 4`).
+
+    Args:
+        side: image height and width.
+        length: steps per episode.
+    """
+
+    def __init__(self, side=12, length=8):
+        super().__init__(side=side, length=length)
+        self.observation_space = spaces.Dict({"image": self.observation_space,
+                                              "flag": spaces.Box(-1.0, 1.0, (1,), np.float32)})
+        self.action_space = spaces.Discrete(4)
+
+    def _observe(self):
+        image = super()._observe()
+        self.flag = float(self.np_random.choice([-1.0, 1.0]))
+        self.target = self.bar + (2 if self.flag > 0 else 0)
+        return {"image": image, "flag": np.array([self.flag], np.float32)}
+
+    def step(self, action):
+        reward = float(int(action) == self.target)
+        self.steps += 1
+        return self._observe(), reward, False, self.steps >= self.length, {}

@@ -12,8 +12,8 @@ from tfpg.networks import PolicyNetwork, ValueNetwork
 
 
 @pytest.mark.parametrize("space", [
-    spaces.Dict({"a": spaces.Discrete(2)}),
-    spaces.Tuple((spaces.Discrete(2),)),
+    spaces.Dict({"a": spaces.Text(2)}),
+    spaces.Tuple((spaces.Discrete(2), spaces.MultiBinary(3))),
     spaces.Text(5),
     spaces.Graph(spaces.Box(0, 1, (2,)), None),
     spaces.Box(0, 1, (0,)),

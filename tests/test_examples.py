@@ -22,3 +22,10 @@ def test_serving_example_runs_an_exported_policy(tmp_path):
     result = run(["examples/serve_exported_policy.py", f"--policy={tmp_path / 'policy'}", "--episodes=2"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("episode") == 2
+
+
+def test_own_networks_example_trains_saves_and_reloads_both_seams(tmp_path):
+    result = run(["examples/own_networks.py", "--steps=2048", f"--out={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ppo on CartPole-v1 with {'encoder': 'example_encoder'}: mean return" in result.stdout
+    assert "trpo on Pendulum-v1 with {'policy': 'example_policy', 'value': 'example_value'}" in result.stdout

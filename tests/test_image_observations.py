@@ -34,6 +34,13 @@ def test_ppo_learns_an_image_env_with_the_default_cnn(side, channels_first, conv
     assert agent.evaluate(BrightSideEnv(side=side, channels_first=channels_first), episodes=10)["mean_return"] >= 7.5
 
 
+def test_the_cnn_is_also_a_named_encoder():
+    env = BrightSideEnv(side=12)
+    agent = tfpg.A2C(seed=0, encoder="cnn")
+    agent.build(env.observation_space, env.action_space)
+    assert isinstance(agent.policy.features, ImageEncoder) and agent.networks.record() == {"encoder": "cnn"}
+
+
 def test_the_cnn_sees_pixels_scaled_to_the_unit_interval_in_channels_last_order():
     env = BrightSideEnv(side=36, channels_first=True, channels=2)
     agent = tfpg.A2C(seed=0)

@@ -212,7 +212,8 @@ def test_load_needs_an_unnamed_factory_again_and_refuses_another_architecture(tm
     agent = tfpg.A2C(seed=0, rollout_steps=8, encoder=lambda o: user_networks.small_encoder(o))
     agent.fit("CartPole-v1", steps=16, verbose=0)
     agent.save(str(tmp_path))
-    with pytest.raises(ValueError, match=r"no importable name.*tfpg.load\(path, encoder=fn\)"):
+    with pytest.raises(ValueError, match=r"an encoder= factory that has no importable name.*"
+                                         r"tfpg.load\(path, encoder=fn\)"):
         tfpg.load(str(tmp_path))
     loaded = tfpg.load(str(tmp_path), encoder=user_networks.small_encoder)
     np.testing.assert_array_equal(loaded.predict(np.zeros((3, 4))), agent.predict(np.zeros((3, 4))))

@@ -27,12 +27,12 @@ from tfpg.config import AgentConfig, positive_int
 from tfpg.envs import ActionAdapter, EnvLike, describe_action_space, describe_observation_space, \
     same_observation_spaces
 from tfpg.errors import EnvError
-from tfpg.image_encoder import is_image
 from tfpg.inference import InferenceMixin
 from tfpg.model_building import ModelBuilder, snapshot
 from tfpg.network_factories import NetworkSpec
-from tfpg.networks import action_dtype, observation_dtype
-from tfpg.normalization import RunningNormalization
+from tfpg.networks import action_dtype
+from tfpg.normalization import observation_normalizer
+from tfpg.observations import ObservationSpec
 from tfpg.numpy_policy import NumpyPolicy, mirrors
 from tfpg.reward_scaling import RewardScaler
 from tfpg.rollout import Collector
@@ -107,16 +107,16 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         self.observation_description, self.action_description = observation, action
         keras.utils.set_random_seed(self.seed)
         config = self.config
-        self.observation_normalizer = None
-        if config.normalize_observations and observation["type"] == "Box" and not is_image(observation):
-            self.observation_normalizer = RunningNormalization(int(np.prod(observation["shape"])),
-                                                               name="observation_normalizer")
+        self.observation_normalizer = observation_normalizer(observation) if config.normalize_observations \
+            else None
         self.reward_scaler = RewardScaler(config.gamma)
         self._model_builder = ModelBuilder(self.networks, observation, action, config, self.observation_normalizer)
         self.policy = self._model_builder.policy()
         self.value_model = self._model_builder.value(self.policy)
-        self.observation_shape = tuple([] if observation["type"] == "Discrete" else observation["shape"])
-        self._observation_dtype = observation_dtype(observation)
+        self.observation_spec = ObservationSpec(observation)
+        # the shape and dtype of one (leaf) observation; a nest of leaves for Dict and Tuple spaces
+        self.observation_shape = self.observation_spec.map(lambda leaf: leaf.shape)
+        self._observation_dtype = self.observation_spec.map(lambda leaf: leaf.dtype)
         self._action_dtype = action_dtype(action)
         self._action_size = 1 if action["type"] == "Discrete" else int(np.prod(action["shape"]))
         self._action_adapter = ActionAdapter(action)
@@ -137,7 +137,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             metadata=self._metadata,
             **optimizer_state,
         )
-        observation_spec = tf.TensorSpec((None, *self.observation_shape), self._observation_dtype)
+        observation_spec = self.observation_spec.tensor_specs()
         action_spec = tf.TensorSpec((None, self._action_size), self._action_dtype)
         self._sample_fn = tf.function(self._sample, input_signature=[observation_spec])
         self._sample_concrete = self._sample_fn.get_concrete_function()

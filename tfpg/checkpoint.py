@@ -241,9 +241,10 @@ def _network_arguments(recorded: dict, prefix: str, **given) -> dict:
         elif role in recorded:
             if recorded[role] is None:
                 raise ValueError(
-                    f"Checkpoint {prefix!r} was written with a {role}= factory that has no importable name (a "
-                    f"lambda or a nested function). Pass it again: tfpg.load(path, {role}=fn), or give it a name "
-                    f"with tfpg.register_network(name, fn) or a module-level function for the next run."
+                    f"Checkpoint {prefix!r} was written with {'an' if role == 'encoder' else 'a'} {role}= factory "
+                    f"that has no importable name (a lambda, a nested function or a function of the __main__ "
+                    f"script). Pass it again: tfpg.load(path, {role}=fn); or, for the next run, give it a name "
+                    f"with tfpg.register_network(name, fn), or define it in an importable module."
                 )
             arguments[role] = recorded[role]
     return arguments

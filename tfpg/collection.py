@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tfpg.config import positive_int
 from tfpg.envs import EnvLike, make_vector_env
+from tfpg.observations import batch_size, map_arrays
 from tfpg.returns import generalized_advantages, next_state_values
 from tfpg.rollout import Collector, Rollout, Transitions
 
@@ -69,10 +70,10 @@ class CollectionMixin:
         return rollout
 
     def _flat(self, array: np.ndarray) -> np.ndarray:
-        return array.reshape((-1, *array.shape[2:]))
+        return map_arrays(lambda leaf: leaf.reshape((-1, *leaf.shape[2:])), array)
 
     def _as_model_input(self, observations: np.ndarray) -> tf.Tensor:
-        return tf.convert_to_tensor(np.asarray(observations, self._observation_dtype.as_numpy_dtype))
+        return self.observation_spec.model_input(observations)
 
     def _acting_function(self):
         """Samples actions for env stepping: the NumPy mirror of the policy if it has one, else TensorFlow.
@@ -90,10 +91,10 @@ class CollectionMixin:
     def _act_tensorflow(self, observations: np.ndarray) -> np.ndarray:
         # One compiled call per vector step for all copies; the concrete function skips tf.function's
         # argument binding.
-        return self._sample_concrete(tf.constant(observations, self._observation_dtype)).numpy()
+        return self._sample_concrete(self._as_model_input(observations)).numpy()
 
     def _values_numpy(self, observations: np.ndarray) -> np.ndarray:
-        if len(observations) == 0:
+        if batch_size(observations) == 0:
             return np.zeros((0,), np.float32)
         return self._value_fn(self._as_model_input(observations)).numpy()
 
@@ -105,7 +106,7 @@ class CollectionMixin:
         log_probs, values = log_probs.numpy().reshape(shape), values.numpy().reshape(shape)
         dones = transitions.terminated | transitions.truncated
         final_values = np.zeros(shape, np.float32)
-        final_values[dones] = self._values_numpy(transitions.final_observations[dones])
+        final_values[dones] = self._values_numpy(map_arrays(lambda leaf: leaf[dones], transitions.final_observations))
         last_values = self._values_numpy(transitions.last_observations)
         rewards = self.reward_scaler(transitions.rewards, dones) if self.config.scale_rewards \
             else transitions.rewards

@@ -20,7 +20,7 @@ from tfpg.atari import is_atari, make_atari, register as register_atari
 from tfpg.config import positive_int
 from tfpg.errors import EnvCopyError
 
-SUPPORTED_OBSERVATION_SPACES = ("Box", "Discrete")
+SUPPORTED_OBSERVATION_SPACES = ("Box", "Discrete", "Dict and Tuple of these")
 SUPPORTED_ACTION_SPACES = ("Box", "Discrete", "MultiDiscrete", "MultiBinary")
 
 EnvLike = Union[str, gym.Env, gym.vector.VectorEnv]
@@ -30,8 +30,7 @@ def _unsupported(space: Any, role: str, supported: tuple[str, ...], why: str = "
     reason = f" ({why})" if why else ""
     return ValueError(
         f"Unsupported {role} space {space!r}{reason}. tfpg supports {role} spaces: "
-        f"{', '.join(supported)}. Wrap the environment (e.g. gymnasium.wrappers.FlattenObservation "
-        f"for Dict/Tuple observations) so that it exposes one of these."
+        f"{', '.join(supported)}. Wrap the environment so that it exposes one of these."
     )
 
 
@@ -55,6 +54,16 @@ def describe_observation_space(space: Any) -> dict:
                 "low": _compact_bound(space.low), "high": _compact_bound(space.high)}
     if isinstance(space, spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, (spaces.Dict, spaces.Tuple)) and len(space.spaces) == 0:
+        raise _unsupported(space, "observation", SUPPORTED_OBSERVATION_SPACES, "no subspaces")
+    if isinstance(space, spaces.Dict):
+        for key in space.spaces:
+            if not isinstance(key, str) or not key.isidentifier():
+                raise _unsupported(space, "observation", SUPPORTED_OBSERVATION_SPACES,
+                                   f"Dict key {key!r} is not an identifier; exported policies name an input by it")
+        return {"type": "Dict", "spaces": {key: describe_observation_space(sub) for key, sub in space.spaces.items()}}
+    if isinstance(space, spaces.Tuple):
+        return {"type": "Tuple", "spaces": [describe_observation_space(sub) for sub in space.spaces]}
     raise _unsupported(space, "observation", SUPPORTED_OBSERVATION_SPACES)
 
 
@@ -71,6 +80,10 @@ def same_observation_spaces(description: dict, other: dict) -> bool:
     not depend on them, and descriptions written by older versions lack them.
     """
     def strip(d):
+        if d["type"] == "Dict":
+            return {"type": "Dict", "spaces": {key: strip(sub) for key, sub in d["spaces"].items()}}
+        if d["type"] == "Tuple":
+            return {"type": "Tuple", "spaces": [strip(sub) for sub in d["spaces"]]}
         return {key: value for key, value in d.items() if key not in ("low", "high")}
 
     return strip(description) == strip(other)
@@ -79,6 +92,10 @@ def same_observation_spaces(description: dict, other: dict) -> bool:
 def space_from_description(description: dict) -> spaces.Space:
     """The Gymnasium space a description was made from (Box bounds of old descriptions: the dtype's)."""
     kind = description["type"]
+    if kind == "Dict":
+        return spaces.Dict({key: space_from_description(sub) for key, sub in description["spaces"].items()})
+    if kind == "Tuple":
+        return spaces.Tuple([space_from_description(sub) for sub in description["spaces"]])
     if kind == "Discrete":
         return spaces.Discrete(description["n"], start=description["start"])
     if kind == "MultiDiscrete":

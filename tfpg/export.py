@@ -1,7 +1,9 @@
 """Standalone SavedModel policies: servable with TensorFlow alone.
 
 Signatures (batched: `observations` are float32 `[batch, *obs_shape]` for Box
-spaces, uint8 for images, int64 `[batch]` for Discrete ones). Inputs of another shape, NaN or
+spaces, uint8 for images, int64 `[batch]` for Discrete ones; for Dict and Tuple
+spaces one input per leaf, `observations_<key>` or `observations_<index>`, with
+nested keys joined by '_'). Inputs of another shape, NaN or
 infinite values and out-of-range discrete values are refused with an
 `InvalidArgumentError` naming the input and what it allows (`serving_checks`).
 
@@ -103,59 +105,74 @@ class PolicyModule(tf.Module):
 
     def __init__(self, agent):
         super().__init__(name="tfpg_policy")
-        observation, action = agent.observation_description, agent.action_description
+        action = agent.action_description
         policy, value_model = agent.policy, agent.value_model
-        model_dtype = agent._observation_dtype
-        observation_dtype = _serving_observation_dtype(observation)
-        observations_spec = tf.TensorSpec((None, *agent.observation_shape), observation_dtype, name="observations")
+        spec = agent.observation_spec
+        leaves = spec.leaves
+        names = [f"observations_{leaf.path}" if spec.nested else "observations" for leaf in leaves]
+        serving_dtypes = [_serving_observation_dtype(leaf.description) for leaf in leaves]
+        leaf_specs = [tf.TensorSpec((None, *leaf.shape), dtype, name=name)
+                      for leaf, dtype, name in zip(leaves, serving_dtypes, names)]
         env_action_shape = [] if action["type"] == "Discrete" else action["shape"]
         env_action_dtype = tf.float32 if action["type"] == "Box" else tf.int64
         actions_spec = tf.TensorSpec((None, *env_action_shape), env_action_dtype, name="actions")
         # The signatures accept any shape, so that wrong inputs meet the checks instead of a deep TF error.
-        any_observations = tf.TensorSpec(None, observation_dtype, name="observations")
+        any_leaves = [tf.TensorSpec(None, dtype, name=name) for dtype, name in zip(serving_dtypes, names)]
         any_actions = tf.TensorSpec(None, env_action_dtype, name="actions")
+        count = len(leaves)
 
-        def checked_observations(observations):
-            return checked_input(observations, "observations", agent.observation_shape,
-                                 **_allowed_values(observation, agent.observation_shape))
+        def model_input(flat):
+            """The policy's input nest from serving tensors, one per leaf, cast to the models' dtypes."""
+            return tf.nest.pack_sequence_as(spec.structure, [tf.cast(t, leaf.dtype) for t, leaf in zip(flat, leaves)])
+
+        def checked_observations(flat):
+            checked = [checked_input(t, name, leaf.shape, **_allowed_values(leaf.description, leaf.shape))
+                       for t, name, leaf in zip(flat, names, leaves)]
+            if count > 1:  # every entry must hold the same number of observations
+                sizes = tf.stack([tf.shape(t)[0] for t in checked])
+                same = tf.debugging.Assert(tf.reduce_all(tf.equal(sizes, sizes[0])), [
+                    f"the observation inputs {', '.join(names)} must hold the same number of rows; got", sizes])
+                with tf.control_dependencies([same]):
+                    checked = [tf.identity(t) for t in checked]
+            return checked
 
         def checked_actions(actions):
             return checked_input(actions, "actions", env_action_shape, **_allowed_values(action, env_action_shape))
 
-        def mode(observations):
-            return _env_actions(policy(tf.cast(observations, model_dtype)).mode(), action)
+        def mode(*flat):
+            return _env_actions(policy(model_input(flat)).mode(), action)
 
-        def sample(observations):
-            return _env_actions(policy(tf.cast(observations, model_dtype)).sample(), action)
+        def sample(*flat):
+            return _env_actions(policy(model_input(flat)).sample(), action)
 
-        def log_prob(observations, actions):
-            distribution = policy(tf.cast(observations, model_dtype))
-            return distribution.log_prob(_flat_actions(actions, action))
+        def log_prob(*flat_and_actions):
+            distribution = policy(model_input(flat_and_actions[:count]))
+            return distribution.log_prob(_flat_actions(flat_and_actions[count], action))
 
-        def value(observations):
-            return value_model(tf.cast(observations, model_dtype))
+        def value(*flat):
+            return value_model(model_input(flat))
 
-        frozen_mode = _frozen(mode, observations_spec)
-        frozen_sample = _frozen(sample, observations_spec)
-        frozen_log_prob = _frozen(log_prob, observations_spec, actions_spec)
-        frozen_value = _frozen(value, observations_spec)
+        frozen_mode = _frozen(mode, *leaf_specs)
+        frozen_sample = _frozen(sample, *leaf_specs)
+        frozen_log_prob = _frozen(log_prob, *leaf_specs, actions_spec)
+        frozen_value = _frozen(value, *leaf_specs)
 
-        @tf.function(input_signature=[any_observations])
-        def serving_default_fn(observations):
-            return {"actions": _single(frozen_mode(checked_observations(observations)))}
+        @tf.function(input_signature=any_leaves)
+        def serving_default_fn(*flat):
+            return {"actions": _single(frozen_mode(*checked_observations(flat)))}
 
-        @tf.function(input_signature=[any_observations])
-        def sample_fn(observations):
-            return {"actions": _single(frozen_sample(checked_observations(observations)))}
+        @tf.function(input_signature=any_leaves)
+        def sample_fn(*flat):
+            return {"actions": _single(frozen_sample(*checked_observations(flat)))}
 
-        @tf.function(input_signature=[any_observations, any_actions])
-        def log_prob_fn(observations, actions):
-            return {"log_prob": _single(frozen_log_prob(checked_observations(observations),
-                                                        checked_actions(actions)))}
+        @tf.function(input_signature=[*any_leaves, any_actions])
+        def log_prob_fn(*flat_and_actions):
+            flat, actions = flat_and_actions[:count], flat_and_actions[count]
+            return {"log_prob": _single(frozen_log_prob(*checked_observations(flat), checked_actions(actions)))}
 
-        @tf.function(input_signature=[any_observations])
-        def value_fn(observations):
-            return {"value": _single(frozen_value(checked_observations(observations)))}
+        @tf.function(input_signature=any_leaves)
+        def value_fn(*flat):
+            return {"value": _single(frozen_value(*checked_observations(flat)))}
 
         self.serving_default = serving_default_fn
         self.sample = sample_fn

@@ -15,35 +15,27 @@ from tfpg.envs import EnvLike, check_env_id, make_env
 class InferenceMixin:
     """`predict` and `evaluate`, mixed into `OnPolicyAgent` (which provides the models)."""
 
-    def _check_observations(self, observations: Any) -> tuple[np.ndarray, bool]:
+    def _check_observations(self, observations: Any) -> tuple[Any, bool]:
         if not self.built:
             raise ValueError("The agent is not built: call fit, collect or build first, or tfpg.load.")
-        try:
-            array = np.asarray(observations)
-        except Exception as error:  # ragged or exotic input
-            raise ValueError(f"Observations could not be read as an array: {error}.") from None
-        kind = self.observation_description["type"]
-        expected = self.observation_shape
-        if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-            raise ValueError(f"Observations must be numeric, got dtype {array.dtype}.")
-        single = array.shape == expected
-        if not single and array.shape[1:] != expected:
-            raise ValueError(
-                f"Observations have shape {array.shape}; expected {expected} for one observation "
-                f"or (batch, {', '.join(map(str, expected))}) for a batch."
-            )
-        if kind == "Box" and not np.all(np.isfinite(array)):
-            raise ValueError("Observations contain NaN or Inf values.")
-        if self._observation_dtype == tf.uint8 and array.size and (array.min() < 0 or array.max() > 255):
-            raise ValueError(f"Image observations must be in [0, 255] (uint8 pixels), got values in "
-                             f"[{array.min()}, {array.max()}].")
-        if kind == "Discrete":
-            low = self.observation_description["start"]
-            high = low + self.observation_description["n"]
-            if not np.issubdtype(array.dtype, np.integer) or np.any(array < low) or np.any(array >= high):
-                raise ValueError(f"Discrete observations must be integers in [{low}, {high}), got {array!r}.")
-        batch = array[None] if single else array
-        return batch, single
+        spec = self.observation_spec
+        if spec.nested:
+            try:
+                tf.nest.assert_same_structure(spec.structure, observations)
+            except (TypeError, ValueError):
+                expected = spec.map(lambda leaf: f"<{leaf.description['type']} {list(leaf.shape)}>")
+                raise ValueError(f"Observations must have the structure of the observation space, {expected}; "
+                                 f"got {type(observations).__name__} {observations!r:.200}.") from None
+        checked = [_checked_leaf(leaf, value) for leaf, value in zip(spec.leaves, tf.nest.flatten(observations))]
+        singles = {single for _, single in checked}
+        if len(singles) > 1:
+            raise ValueError("Some entries of the observations are single observations and some are batches; give "
+                             "all entries one observation, or all a batch of the same size.")
+        if len({len(array) for array, _ in checked}) > 1:
+            raise ValueError(f"The entries of the observations hold batches of different sizes "
+                             f"{[len(array) for array, _ in checked]}; give all entries the same batch size.")
+        single = singles.pop()
+        return tf.nest.pack_sequence_as(spec.structure, [array for array, _ in checked]), single
 
     def predict(self, observations: Any, deterministic: bool = True) -> np.ndarray:
         """Env-ready actions for one observation or a batch.
@@ -105,3 +97,36 @@ class InferenceMixin:
             "returns": returns,
         }
 
+
+
+def _checked_leaf(leaf, observations: Any) -> tuple[np.ndarray, bool]:
+    """One leaf's observations as a batch, and whether they were a single observation.
+
+    Raises:
+        ValueError: naming the leaf (for nested observations) and what it allows.
+    """
+    what = f"Observations {leaf.path!r}" if leaf.path else "Observations"
+    try:
+        array = np.asarray(observations)
+    except Exception as error:  # ragged or exotic input
+        raise ValueError(f"{what} could not be read as an array: {error}.") from None
+    kind, expected = leaf.description["type"], leaf.shape
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"{what} must be numeric, got dtype {array.dtype}.")
+    single = array.shape == expected
+    if not single and array.shape[1:] != expected:
+        raise ValueError(
+            f"{what} have shape {array.shape}; expected {expected} for one observation "
+            f"or (batch, {', '.join(map(str, expected))}) for a batch."
+        )
+    if kind == "Box" and not np.all(np.isfinite(array)):
+        raise ValueError(f"{what} contain NaN or Inf values.")
+    if leaf.dtype == tf.uint8 and array.size and (array.min() < 0 or array.max() > 255):
+        raise ValueError(f"Image {what.lower()} must be in [0, 255] (uint8 pixels), got values in "
+                         f"[{array.min()}, {array.max()}].")
+    if kind == "Discrete":
+        low = leaf.description["start"]
+        high = low + leaf.description["n"]
+        if not np.issubdtype(array.dtype, np.integer) or np.any(array < low) or np.any(array >= high):
+            raise ValueError(f"Discrete {what.lower()} must be integers in [{low}, {high}), got {array!r}.")
+    return (array[None] if single else array), single

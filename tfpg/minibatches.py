@@ -18,7 +18,7 @@ def minibatch_epochs(batch: dict, epochs: int, minibatch_size: int, rng: tf.rand
     next epoch's permutation.
 
     Args:
-        batch: dict of tensors sharing their first dimension n.
+        batch: dict of tensors (or nests of them) sharing their first dimension n.
         epochs: the most passes.
         minibatch_size: m.
         rng: the generator the permutations are drawn from.
@@ -29,7 +29,7 @@ def minibatch_epochs(batch: dict, epochs: int, minibatch_size: int, rng: tf.rand
     Returns:
         `(mean_metrics, epochs_run)`: metrics averaged over every step taken.
     """
-    size = tf.shape(next(iter(batch.values())))[0]
+    size = tf.shape(tf.nest.flatten(batch)[0])[0]
     minibatch = tf.minimum(minibatch_size, size)
     count = size // minibatch
     total = tf.zeros([metric_count])
@@ -40,7 +40,7 @@ def minibatch_epochs(batch: dict, epochs: int, minibatch_size: int, rng: tf.rand
         epoch_total = tf.zeros([metric_count])
         for index in tf.range(count):
             rows = order[index * minibatch:(index + 1) * minibatch]
-            epoch_total += train_step({key: tf.gather(value, rows) for key, value in batch.items()})
+            epoch_total += train_step(tf.nest.map_structure(lambda value: tf.gather(value, rows), batch))
         total += epoch_total
         steps += tf.cast(count, tf.float32)
         epochs_run += 1

@@ -13,10 +13,12 @@ import keras
 from tfpg.config import AgentConfig
 from tfpg.envs import space_from_description
 from tfpg.image_encoder import image_encoder, is_image
+from tfpg.nested_encoder import nested_encoder
+from tfpg.observations import ObservationSpec, is_nested
 from tfpg.network_factories import NetworkSpec
-from tfpg.networks import ObservationEncoder, PolicyNetwork, ValueNetwork, observation_dtype
+from tfpg.networks import ObservationEncoder, PolicyNetwork, ValueNetwork
 from tfpg.normalization import RunningNormalization
-from tfpg.user_models import UserPolicy, UserValue, check_batch, check_encoder, check_policy, check_value
+from tfpg.user_models import CHECK_BATCH, UserPolicy, UserValue, check_encoder, check_policy, check_value
 
 
 class ModelBuilder:
@@ -43,7 +45,7 @@ class ModelBuilder:
                              "policy= or value= models, set shared_network=False (a shared trunk can live inside "
                              "an encoder= instead).")
         self._made: list = []
-        self.check_observations = check_batch(observation, observation_dtype(observation))
+        self.check_observations = ObservationSpec(observation).example_batch(CHECK_BATCH)
 
     def _new(self, role: str, factory, *arguments):
         name = getattr(factory, "__name__", repr(factory))
@@ -67,8 +69,10 @@ class ModelBuilder:
         return made
 
     def _encoder(self):
-        """The user's encoder, or for image observations tfpg's CNN, or None (flat observations)."""
-        factory = self.spec.encoder or (image_encoder if is_image(self.observation) else None)
+        """The user's encoder, or tfpg's CNN for images, or its per-leaf encoder for Dict and Tuple observations,
+        or None (flat observations)."""
+        factory = self.spec.encoder or (image_encoder if is_image(self.observation) else None) \
+            or (nested_encoder if is_nested(self.observation) else None)
         if factory is None:
             return None
         encoder = self._new("encoder", factory, self.observation_space)

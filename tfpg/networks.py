@@ -17,6 +17,7 @@ import tensorflow_probability as tfp
 from tfpg.envs import action_size, flat_size
 from tfpg.image_encoder import is_image
 from tfpg.normalization import RunningNormalization
+from tfpg.observations import ObservationSpec, is_nested
 
 tfd = tfp.distributions
 
@@ -25,7 +26,7 @@ _PADDED_LOGIT = -1e9
 
 
 def observation_dtype(description: dict) -> tf.DType:
-    """The dtype observations of a described space are fed to the models with (images stay uint8)."""
+    """The dtype observations of a described (leaf) space are fed to the models with (images stay uint8)."""
     if is_image(description):
         return tf.uint8
     return tf.int32 if description["type"] == "Discrete" else tf.float32
@@ -43,10 +44,13 @@ class ObservationEncoder(keras.layers.Layer):
     normaliser is given) and flattened to `[batch, features]`, or with
     `flatten=False` kept in their shape, for an encoder or a user's model.
     Images (`tfpg.image_encoder.is_image`) are scaled from uint8 to [0, 1].
+    `Dict` and `Tuple` observations are preprocessed leaf by leaf, in their
+    structure (never flattened: an encoder combines them).
 
     Args:
         description: observation space description (`tfpg.envs.describe_observation_space`).
-        normalizer: a shared `RunningNormalization`, or None to skip normalisation.
+        normalizer: a shared `RunningNormalization` (a `NormalizerSet` for nested
+            observations), or None to skip normalisation.
         flatten: flatten `Box` observations.
     """
 
@@ -54,11 +58,22 @@ class ObservationEncoder(keras.layers.Layer):
                  **kwargs):
         super().__init__(**kwargs)
         self.description = description
-        self.size = flat_size(description)
         self.normalizer = normalizer
         self.flatten = flatten
+        if is_nested(description):
+            self.spec = ObservationSpec(description)
+            self.parts = {}
+            for leaf in self.spec.leaves:
+                part = ObservationEncoder(leaf.description, normalizer.get(leaf.path) if normalizer else None,
+                                          flatten=False, name=f"observations_{leaf.path}")
+                setattr(self, f"part_{leaf.path}", part)  # tracked by name, so checkpoints see each
+                self.parts[leaf.path] = part
+            return
+        self.size = flat_size(description)
 
     def call(self, observations):
+        if is_nested(self.description):
+            return self.spec.map(lambda leaf, value: self.parts[leaf.path](value), observations)
         if self.description["type"] == "Discrete":
             indices = tf.cast(observations, tf.int32) - self.description["start"]
             return tf.one_hot(tf.reshape(indices, [-1]), self.size, dtype=tf.float32)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
+
+from tfpg.image_encoder import is_image
+from tfpg.observations import ObservationSpec
 
 
 class RunningNormalization(keras.layers.Layer):
@@ -64,3 +68,56 @@ class RunningNormalization(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "clip": self.clip, "epsilon": self.epsilon}
+
+
+class NormalizerSet(keras.layers.Layer):
+    """One `RunningNormalization` per leaf of a nested observation that is normalised (non-image `Box` leaves).
+
+    Args:
+        spec: the observation's `tfpg.observations.ObservationSpec`.
+        paths: the paths of the leaves to normalise.
+        sizes: their feature counts.
+    """
+
+    def __init__(self, spec, paths: list[str], sizes: list[int], **kwargs):
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.normalizers = {}
+        for path, size in zip(paths, sizes):
+            normalizer = RunningNormalization(size, name=f"normalizer_{path}")
+            setattr(self, f"normalizer_{path}", normalizer)  # tracked by name, so checkpoints see each
+            self.normalizers[path] = normalizer
+        self.built = True
+
+    def get(self, path: str) -> RunningNormalization | None:
+        """The normaliser of a leaf, or None if it is not normalised."""
+        return self.normalizers.get(path)
+
+    def update(self, observations) -> None:
+        """Folds a batch (a nest of `[batch, ...]` tensors) into each leaf's statistics."""
+        for leaf, value in zip(self.spec.leaves, tf.nest.flatten(observations)):
+            if leaf.path in self.normalizers:
+                self.normalizers[leaf.path].update(value)
+
+
+def _normalized(description: dict) -> bool:
+    return description["type"] == "Box" and not is_image(description)
+
+
+def observation_normalizer(description: dict):
+    """The running statistics an observation space is normalised by, or None.
+
+    Non-image `Box` observations get one `RunningNormalization`; `Dict` and
+    `Tuple` ones a `NormalizerSet` over their non-image `Box` leaves (None if
+    they have none); images and `Discrete` observations are not normalised.
+    """
+    spec = ObservationSpec(description)
+    if not spec.nested:
+        if not _normalized(description):
+            return None
+        return RunningNormalization(int(np.prod(description["shape"])), name="observation_normalizer")
+    leaves = [leaf for leaf in spec.leaves if _normalized(leaf.description)]
+    if not leaves:
+        return None
+    return NormalizerSet(spec, [leaf.path for leaf in leaves], [int(np.prod(leaf.shape)) for leaf in leaves],
+                         name="observation_normalizer")

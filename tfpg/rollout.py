@@ -12,6 +12,7 @@ import numpy as np
 
 from tfpg.envs import ActionAdapter
 from tfpg.errors import EnvCopyError, EnvError, NonFiniteError
+from tfpg.observations import finite_rows, map_arrays, select_rows, stack, with_rows
 
 
 @dataclasses.dataclass
@@ -19,7 +20,8 @@ class Rollout:
     """One batch of experience, time-major `[T, N, ...]`.
 
     Attributes:
-        observations: `[T, N, *obs_shape]` observations the actions were taken in.
+        observations: `[T, N, *obs_shape]` observations the actions were taken in (for Dict
+            and Tuple spaces a dict or tuple of such arrays, one per leaf space).
         actions: `[T, N, A]` flat policy actions (before clipping to the env bounds).
         log_probs: `[T, N]` log π_old(a|s) under the policy the update starts from.
         values: `[T, N]` V_old(s).
@@ -58,9 +60,8 @@ class Rollout:
         return int(self.rewards.size)
 
     def flat(self, name: str) -> np.ndarray:
-        """A field with its time and env axes merged: `[T * N, ...]`."""
-        array = getattr(self, name)
-        return array.reshape((-1, *array.shape[2:]))
+        """A field with its time and env axes merged: `[T * N, ...]` (leaf by leaf for nested observations)."""
+        return map_arrays(lambda array: array.reshape((-1, *array.shape[2:])), getattr(self, name))
 
 
 @dataclasses.dataclass
@@ -105,6 +106,7 @@ class Collector:
     def __init__(self, env: gym.vector.VectorEnv, action_description: dict, seed: int | None,
                  skip_non_finite: bool = False):
         self.env = env
+        self.nested = isinstance(env.single_observation_space, (gym.spaces.Dict, gym.spaces.Tuple))
         self.skip_non_finite = skip_non_finite
         self.failed = False
         self.to_env_actions = ActionAdapter(action_description)
@@ -155,17 +157,16 @@ class Collector:
             done = term | trunc
             final = next_observations
             if done.any():
-                final = np.array(next_observations, copy=True)
-                for i in np.flatnonzero(done):
-                    final[i] = infos["final_obs"][i]
+                ended = np.flatnonzero(done)
+                final = with_rows(next_observations, ended, [infos["final_obs"][i] for i in ended])
             bad = None
-            if not (np.isfinite(reward).all() and np.isfinite(final).all()
-                    and (final is next_observations or np.isfinite(next_observations).all())):
+            if not (np.isfinite(reward).all() and self._all_finite(final)
+                    and (final is next_observations or self._all_finite(next_observations))):
                 bad = ~(np.isfinite(reward) & self._finite_rows(final) & self._finite_rows(next_observations))
                 if not self.skip_non_finite:
                     self._raise_non_finite(env_step, reward, bad)
                 reward, term, trunc, done = np.where(bad, 0.0, reward), term & ~bad, trunc | bad, done | bad
-                final = np.where(self._row_mask(bad, final), self.observations, final)
+                final = select_rows(bad, self.observations, final)
                 valid[t] = ~bad
                 if t > 0:  # cut the copy's previous transition at the valid state the bad step started in
                     truncated[t - 1] |= bad & ~(terminated[t - 1] | truncated[t - 1])
@@ -183,13 +184,13 @@ class Collector:
             finals.append(final)
             self.observations = next_observations
         return Transitions(
-            observations=np.stack(observations),
+            observations=stack(observations) if self.nested else np.stack(observations),
             actions=np.stack(actions),
             rewards=rewards,
             terminated=terminated,
             truncated=truncated,
-            final_observations=np.stack(finals),
-            last_observations=np.array(self.observations, copy=True),
+            final_observations=stack(finals) if self.nested else np.stack(finals),
+            last_observations=map_arrays(lambda array: np.array(array, copy=True), self.observations),
             episode_returns=episode_returns,
             episode_lengths=episode_lengths,
             seconds=time.perf_counter() - start,
@@ -197,13 +198,16 @@ class Collector:
             skipped=int((~valid).sum()),
         )
 
-    def _finite_rows(self, batch: np.ndarray) -> np.ndarray:
-        """`[N]`: True where a copy's row of `batch` is all finite."""
-        return np.isfinite(batch.reshape(self.num_envs, -1)).all(axis=1)
+    def _all_finite(self, batch) -> bool:
+        if self.nested:
+            return bool(finite_rows(batch, self.num_envs).all())
+        return bool(np.isfinite(batch).all())
 
-    @staticmethod
-    def _row_mask(rows: np.ndarray, batch: np.ndarray) -> np.ndarray:
-        return rows.reshape((-1,) + (1,) * (batch.ndim - 1))
+    def _finite_rows(self, batch) -> np.ndarray:
+        """`[N]`: True where a copy's row of `batch` is all finite."""
+        if self.nested:
+            return finite_rows(batch, self.num_envs)
+        return np.isfinite(batch.reshape(self.num_envs, -1)).all(axis=1)
 
     def _reset_copies(self, copies: np.ndarray, observations: np.ndarray, env_step: int) -> np.ndarray:
         """Resets the given copies; returns the observations with theirs replaced by the reset ones."""
@@ -217,7 +221,7 @@ class Collector:
                 f"reset after skipping non-finite data at env step {env_step}; it cannot be skipped. Fix or wrap "
                 f"the environment."
             )
-        return np.where(self._row_mask(copies, observations), reset, observations)
+        return select_rows(copies, reset, observations)
 
     def _raise_non_finite(self, step: int, reward: np.ndarray, bad: np.ndarray) -> None:
         finite_reward = np.isfinite(reward)

@@ -75,21 +75,25 @@ class UserValue(keras.Model):
         return values
 
 
-def check_batch(observation: dict, dtype: tf.DType) -> tf.Tensor:
-    """A batch of `CHECK_BATCH` valid observations of a described space, as the models receive them."""
-    if observation["type"] == "Discrete":
-        return tf.fill([CHECK_BATCH], tf.constant(observation["start"], dtype))
-    return tf.zeros([CHECK_BATCH, *observation["shape"]], dtype)
+def _described(observations) -> str:
+    """'shape (2, 4) and dtype float32', leaf by leaf for nests."""
+    def one(tensor):
+        return f"shape {tuple(tensor.shape)} and dtype {tensor.dtype.name}"
+
+    if isinstance(observations, tf.Tensor):
+        return one(observations)
+    return str(tf.nest.map_structure(one, observations))
 
 
-def _called(model: keras.layers.Layer, what: str, observations: tf.Tensor):
+def _called(model: keras.layers.Layer, what: str, observations):
     try:
         return model(observations)
     except Exception as error:  # a user's model can fail in any way; say where
         raise ValueError(
-            f"The {what} could not be called on a batch of observations of shape {tuple(observations.shape)} "
-            f"and dtype {observations.dtype.name} ({type(error).__name__}: {error}). It must accept the "
-            f"observations as tfpg feeds them: Box values normalised in their own shape, Discrete ones one-hot."
+            f"The {what} could not be called on a batch of observations of {_described(observations)} "
+            f"({type(error).__name__}: {error}). It must accept the observations as tfpg feeds them: Box values "
+            f"normalised in their own shape, images scaled to [0, 1], Discrete ones one-hot, Dict and Tuple "
+            f"observations as a dict or tuple of those."
         ) from None
 
 

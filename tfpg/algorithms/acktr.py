@@ -14,7 +14,6 @@ from tfpg.config import hparam
 from tfpg.losses import masked_mean
 from tfpg.networks import PolicyNetwork, ValueNetwork
 from tfpg.optimizers.kfac import KFAC, registrable_layers
-from tfpg.user_models import check_batch
 
 
 @dataclasses.dataclass
@@ -105,7 +104,7 @@ class ACKTR(A2C):
 
     def _check_capture(self) -> None:
         """One captured forward pass when the agent is built, so a model K-FAC cannot follow is refused now."""
-        observations = check_batch(self.observation_description, self._observation_dtype)
+        observations = self.observation_spec.example_batch(2)
         with tf.GradientTape() as tape:
             with self._capture(tape):
                 self.policy(observations)
@@ -129,7 +128,7 @@ class ACKTR(A2C):
     def _used_rows(batch: dict) -> dict:
         """The batch without its masked-out rows, so no statistic needs per-sample weights."""
         used = tf.where(batch["mask"] > 0)[:, 0]
-        return {name: tf.gather(values, used) for name, values in batch.items()}
+        return tf.nest.map_structure(lambda values: tf.gather(values, used), batch)
 
     def _capture(self, tape: tf.GradientTape, policy: bool = True) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
@@ -146,7 +145,8 @@ class ACKTR(A2C):
         """Factor statistics from every k-th sample, k = ⌈n / kfac_statistics_samples⌉, in a separate pass."""
         count = tf.shape(batch["mask"])[0]
         stride = tf.maximum(1, -(-count // self.config.kfac_statistics_samples))
-        subset = self._used_rows({name: batch[name][::stride] for name in ("observations", "mask")})
+        subset = self._used_rows(tf.nest.map_structure(lambda values: values[::stride],
+                                                       {name: batch[name] for name in ("observations", "mask")}))
         with tf.GradientTape() as tape:
             with self._capture(tape):
                 distribution = self.policy(subset["observations"])
