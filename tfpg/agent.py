@@ -114,9 +114,8 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         self.policy = self._model_builder.policy()
         self.value_model = self._model_builder.value(self.policy)
         self.observation_spec = ObservationSpec(observation)
-        # the shape and dtype of one (leaf) observation; a nest of leaves for Dict and Tuple spaces
+        # the shape of one observation (a nest of shapes for Dict and Tuple spaces)
         self.observation_shape = self.observation_spec.map(lambda leaf: leaf.shape)
-        self._observation_dtype = self.observation_spec.map(lambda leaf: leaf.dtype)
         self._action_dtype = action_dtype(action)
         self._action_size = 1 if action["type"] == "Discrete" else int(np.prod(action["shape"]))
         self._action_adapter = ActionAdapter(action)

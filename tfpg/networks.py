@@ -25,13 +25,6 @@ tfd = tfp.distributions
 _PADDED_LOGIT = -1e9
 
 
-def observation_dtype(description: dict) -> tf.DType:
-    """The dtype observations of a described (leaf) space are fed to the models with (images stay uint8)."""
-    if is_image(description):
-        return tf.uint8
-    return tf.int32 if description["type"] == "Discrete" else tf.float32
-
-
 def action_dtype(description: dict) -> tf.DType:
     """The dtype of the flat actions a policy for a described space samples."""
     return tf.float32 if description["type"] == "Box" else tf.int32
