@@ -63,6 +63,8 @@ def test_an_image_policy_checkpoints_and_serves_uint8_with_tensorflow_alone(tmp_
     agent.save(str(tmp_path / "checkpoints"))
     loaded = tfpg.load(str(tmp_path / "checkpoints"))
     np.testing.assert_array_equal(loaded.predict(observations), agent.predict(observations))
+    loaded.fit(env, steps=64, verbose=0)  # resumes
+    assert loaded.total_steps == agent.total_steps + 64 and loaded.iterations == 2
     actions = np.array([0, 1] * 4, np.int64)
     out = serve_without_tfpg(agent.export(str(tmp_path / "policy")), observations, actions, tmp_path)
     np.testing.assert_array_equal(out["actions"], agent.predict(observations))

@@ -119,8 +119,12 @@ def test_nested_predict_checks_each_entry_by_name():
     assert agent.predict(observation).shape == ()
     batch = {key: np.stack([value] * 3) for key, value in observation.items()}
     assert agent.predict(batch).shape == (3,)
+    as_lists = {"image": observation["image"].tolist(), "flag": observation["flag"].tolist()}
+    assert agent.predict(as_lists) == agent.predict(observation)  # an entry may be a (nested) list
     with pytest.raises(ValueError, match="structure of the observation space"):
         agent.predict(observation["image"])
+    with pytest.raises(ValueError, match=r"keys \['flag', 'image'\], got dict with keys \['image'\]"):
+        agent.predict({"image": observation["image"]})
     with pytest.raises(ValueError, match=r"Observations 'flag' have shape \(2,\)"):
         agent.predict({**observation, "flag": np.zeros(2, np.float32)})
     with pytest.raises(ValueError, match="some are batches"):
@@ -139,6 +143,8 @@ def test_a_dict_policy_checkpoints_and_exports_named_inputs_that_serve_with_tens
     np.testing.assert_array_equal(loaded.predict(batch), agent.predict(batch))
     np.testing.assert_allclose(loaded.observation_normalizer.get("flag").mean.numpy(),
                                agent.observation_normalizer.get("flag").mean.numpy())
+    loaded.fit(env, steps=64, verbose=0)  # resumes
+    assert loaded.total_steps == agent.total_steps + 64 and loaded.iterations == 2
     path = agent.export(str(tmp_path / "policy"))
     np.save(tmp_path / "image.npy", batch["image"])
     np.save(tmp_path / "flag.npy", batch["flag"])

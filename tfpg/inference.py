@@ -19,14 +19,13 @@ class InferenceMixin:
         if not self.built:
             raise ValueError("The agent is not built: call fit, collect or build first, or tfpg.load.")
         spec = self.observation_spec
-        if spec.nested:
-            try:
-                tf.nest.assert_same_structure(spec.structure, observations)
-            except (TypeError, ValueError):
-                expected = spec.map(lambda leaf: f"<{leaf.description['type']} {list(leaf.shape)}>")
-                raise ValueError(f"Observations must have the structure of the observation space, {expected}; "
-                                 f"got {type(observations).__name__} {observations!r:.200}.") from None
-        checked = [_checked_leaf(leaf, value) for leaf, value in zip(spec.leaves, tf.nest.flatten(observations))]
+        try:
+            values = spec.flatten(observations)
+        except ValueError as error:
+            expected = spec.map(lambda leaf: f"<{leaf.description['type']} {list(leaf.shape)}>")
+            raise ValueError(f"Observations must have the structure of the observation space, {expected}: "
+                             f"{error}.") from None
+        checked = [_checked_leaf(leaf, value) for leaf, value in zip(spec.leaves, values)]
         singles = {single for _, single in checked}
         if len(singles) > 1:
             raise ValueError("Some entries of the observations are single observations and some are batches; give "

@@ -54,6 +54,21 @@ def _structure(description: dict, path: str):
     return Leaf(description, path)
 
 
+def _values_up_to(structure, value) -> list:
+    """The values at the leaves of `structure` in `value`, dict keys sorted as `tf.nest` orders them."""
+    if isinstance(structure, dict):
+        if not isinstance(value, dict) or set(value) != set(structure):
+            raise ValueError(f"expected a dict with keys {sorted(structure)}, got {type(value).__name__}"
+                             + (f" with keys {sorted(value)}" if isinstance(value, dict) else ""))
+        return [item for key in sorted(structure) for item in _values_up_to(structure[key], value[key])]
+    if isinstance(structure, tuple):
+        if not isinstance(value, (tuple, list)) or len(value) != len(structure):
+            raise ValueError(f"expected a tuple of {len(structure)} entries, got {type(value).__name__}"
+                             + (f" of {len(value)}" if isinstance(value, (tuple, list)) else ""))
+        return [item for part, entry in zip(structure, value) for item in _values_up_to(part, entry)]
+    return [value]
+
+
 class ObservationSpec:
     """The leaves of an observation space and conversions of nests of its values.
 
@@ -68,8 +83,22 @@ class ObservationSpec:
         self.leaves: list[Leaf] = tf.nest.flatten(self.structure)
 
     def map(self, function: Callable, *nests) -> Any:
-        """`function(leaf, *values)` on every leaf, as a nest of the observation's structure."""
-        return tf.nest.map_structure(function, self.structure, *nests)
+        """`function(leaf, *values)` on every leaf, as a nest of the observation's structure.
+
+        The nests are taken apart only down to the observation's structure, so a
+        leaf's value may itself be a list (of numbers, say).
+        """
+        columns = [self.flatten(nest) for nest in nests]
+        results = [function(leaf, *values) for leaf, *values in zip(self.leaves, *columns)]
+        return tf.nest.pack_sequence_as(self.structure, results)
+
+    def flatten(self, observations) -> list:
+        """The values of a nest's leaves, in the spec's leaf order (a leaf's value may be a list).
+
+        Raises:
+            ValueError: if the nest does not have the observation's structure.
+        """
+        return _values_up_to(self.structure, observations)
 
     def model_input(self, observations) -> Any:
         """A batch (NumPy nest) as the tensors the models take (their dtypes)."""
