@@ -71,3 +71,7 @@ class LookAndListenEnv(BrightSideEnv):
         reward = float(int(action) == self.target)
         self.steps += 1
         return self._observe(), reward, False, self.steps >= self.length, {}
+
+
+if "LookAndListen-v0" not in gym.registry:  # for the launchers: --env=tests.image_envs:LookAndListen-v0
+    gym.register("LookAndListen-v0", entry_point=LookAndListenEnv)

@@ -171,3 +171,17 @@ print(json.dumps(out))
     np.testing.assert_allclose(out["value"], agent.value_model(agent._as_model_input(batch)).numpy(), rtol=1e-5,
                                atol=1e-6)
     assert "must hold the same number of rows" in out["mismatch"]
+
+
+def test_the_launchers_train_export_and_evaluate_a_dict_env(tmp_path):
+    from helpers import run
+
+    env_id = "tests.image_envs:LookAndListen-v0"
+    logdir = str(tmp_path / "run")
+    trained = run(["-m", "tfpg.train", "--algo=ppo", f"--env={env_id}", "--steps=128", "--num_envs=2",
+                   "--rollout_steps=32", "--minibatch_size=32", "--epochs=1", "--eval_episodes=2", "--verbose=0",
+                   f"--logdir={logdir}"])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    evaluated = run(["-m", "tfpg.evaluate", f"--policy={logdir}/policy", f"--env={env_id}", "--episodes=2"])
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert f"{env_id}: mean return" in evaluated.stdout

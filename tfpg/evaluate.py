@@ -25,19 +25,32 @@ flags.mark_flags_as_required(["policy", "env"])
 
 
 def run_episodes(policy, env, episodes: int, seed: int, sample: bool = False) -> list[float]:
-    """Returns the undiscounted return of each episode of `policy` (a loaded SavedModel) in `env`."""
+    """Returns the undiscounted return of each episode of `policy` (a loaded SavedModel) in `env`.
+
+    Dict and Tuple observations go to the policy's `observations_<key>` inputs, one per entry.
+    """
     import numpy as np
     import tensorflow as tf
 
+    from tfpg.envs import describe_observation_space
+    from tfpg.observations import ObservationSpec
+
     function = policy.signatures["sample" if sample else "serving_default"]
-    spec = function.structured_input_signature[1]["observations"]
+    inputs = function.structured_input_signature[1]
+    observation_spec = ObservationSpec(describe_observation_space(env.observation_space))
+    names = [f"observations_{leaf.path}" if observation_spec.nested else "observations"
+             for leaf in observation_spec.leaves]
+
+    def batch_of_one(observation):
+        return {name: tf.constant(np.asarray(value)[None], dtype=inputs[name].dtype)
+                for name, value in zip(names, observation_spec.flatten(observation))}
+
     returns = []
     for episode in range(episodes):
         observation, _ = env.reset(seed=seed + episode)
         total, done = 0.0, False
         while not done:
-            batch = tf.constant(np.asarray(observation)[None], dtype=spec.dtype)
-            action = function(observations=batch)["actions"].numpy()[0]
+            action = function(**batch_of_one(observation))["actions"].numpy()[0]
             observation, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             done = terminated or truncated
