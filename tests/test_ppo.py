@@ -1,5 +1,7 @@
 """PPO: loss values derived by hand, the β rule, one compiled update, checkpointed β."""
 
+import gymnasium as gym
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -111,3 +113,24 @@ def test_learning_rate_anneals_linearly_with_total_steps():
     agent, history = _fit("clip", learning_rate=1e-3, learning_rate_decay_steps=512)
     # set before each update from the steps collected so far: 128 then 256 of 512
     assert history["learning_rate"] == pytest.approx([1e-3 * (1 - 128 / 512), 1e-3 * (1 - 256 / 512)])
+
+
+@pytest.mark.parametrize("encoder", [None, lambda space: keras.Sequential([keras.layers.Dense(8, activation="relu")])])
+def test_a_shared_torso_is_computed_once_with_the_same_values_and_gradients(encoder):
+    agent = tfpg.PPO(seed=0, shared_network=True, encoder=encoder)
+    agent.build(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2))
+    assert agent._shares_torso
+    observations = tf.constant(np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32))
+    actions = tf.constant([[0], [1], [1], [0], [1]], tf.int32)
+    variables = agent._variables
+    with tf.GradientTape(persistent=True) as tape:
+        distribution, values = agent._policy_and_values(observations)
+        once = tf.reduce_sum(distribution.log_prob(actions)) + tf.reduce_sum(values ** 2)
+        twice = tf.reduce_sum(agent.policy(observations).log_prob(actions)) \
+            + tf.reduce_sum(agent.value_model(observations) ** 2)
+    np.testing.assert_allclose(once.numpy(), twice.numpy(), rtol=1e-6)
+    for a, b in zip(tape.gradient(once, variables), tape.gradient(twice, variables)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+    separate = tfpg.PPO(seed=0)
+    separate.build(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2))
+    assert not separate._shares_torso

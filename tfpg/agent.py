@@ -30,7 +30,7 @@ from tfpg.errors import EnvError
 from tfpg.inference import InferenceMixin
 from tfpg.model_building import ModelBuilder, snapshot
 from tfpg.network_factories import NetworkSpec
-from tfpg.networks import action_dtype
+from tfpg.networks import PolicyNetwork, ValueNetwork, action_dtype
 from tfpg.normalization import observation_normalizer
 from tfpg.observations import ObservationSpec
 from tfpg.numpy_policy import NumpyPolicy, mirrors
@@ -113,6 +113,10 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         self._model_builder = ModelBuilder(self.networks, observation, action, config, self.observation_normalizer)
         self.policy = self._model_builder.policy()
         self.value_model = self._model_builder.value(self.policy)
+        self._shares_torso = config.shared_network and isinstance(self.policy, PolicyNetwork) \
+            and isinstance(self.value_model, ValueNetwork) and self.value_model.features is self.policy.features \
+            and len(self.value_model.hidden) == len(self.policy.hidden) \
+            and all(a is b for a, b in zip(self.value_model.hidden, self.policy.hidden))
         self.observation_spec = ObservationSpec(observation)
         # the shape of one observation (a nest of shapes for Dict and Tuple spaces)
         self.observation_shape = self.observation_spec.map(lambda leaf: leaf.shape)
@@ -206,7 +210,15 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         return self.policy(observations).mode()
 
     def _log_probs_and_values(self, observations, actions):
-        return self.policy(observations).log_prob(actions), self.value_model(observations)
+        distribution, values = self._policy_and_values(observations)
+        return distribution.log_prob(actions), values
+
+    def _policy_and_values(self, observations):
+        """The policy's distribution and the values; a torso the two networks share is computed once."""
+        if self._shares_torso:
+            features = self.policy.torso(observations)
+            return self.policy.head(features), self.value_model.values_of(features)
+        return self.policy(observations), self.value_model(observations)
 
     def _update_observation_statistics(self, observations):
         if self.observation_normalizer is not None:

@@ -193,11 +193,15 @@ class PolicyNetwork(keras.Model):
         track_layers(self, self.hidden, "hidden")
         self.head = DistributionHead(action, initial_log_std)
 
-    def call(self, observations):
+    def torso(self, observations) -> tf.Tensor:
+        """The hidden layers' output `[batch, units]`: what the head (and a shared value head) read."""
         features = encoded_features(self.encoder, self.features, observations)
         for layer in self.hidden:
             features = layer(features)
-        return self.head(features)
+        return features
+
+    def call(self, observations):
+        return self.head(self.torso(observations))
 
 
 class ValueNetwork(keras.Model):
@@ -223,8 +227,12 @@ class ValueNetwork(keras.Model):
         track_layers(self, self.hidden, "hidden")
         self.output_layer = _dense(1, None, 1.0, "value")
 
+    def values_of(self, features) -> tf.Tensor:
+        """Values `[batch]` from the torso's output."""
+        return tf.squeeze(self.output_layer(features), axis=-1)
+
     def call(self, observations):
         features = encoded_features(self.encoder, self.features, observations)
         for layer in self.hidden:
             features = layer(features)
-        return tf.squeeze(self.output_layer(features), axis=-1)
+        return self.values_of(features)

@@ -49,8 +49,7 @@ class A2C(OnPolicyAgent):
     def _losses(self, batch: dict, distribution=None, values=None) -> tuple[tf.Tensor, dict]:
         """The A2C loss and its parts, from a forward pass of the batch (done here if not given)."""
         if distribution is None:
-            distribution = self.policy(batch["observations"])
-            values = self.value_model(batch["observations"])
+            distribution, values = self._policy_and_values(batch["observations"])
         log_probs = distribution.log_prob(batch["actions"])
         mask = batch["mask"]
         policy_loss = policy_gradient_loss(log_probs, batch["advantages"], mask)

@@ -80,7 +80,7 @@ class PPO(OnPolicyAgent):
     def _losses(self, batch: dict) -> tuple[tf.Tensor, tf.Tensor]:
         config = self.config
         mask = batch["mask"]
-        distribution = self.policy(batch["observations"])
+        distribution, values = self._policy_and_values(batch["observations"])
         log_probs = distribution.log_prob(batch["actions"])
         clip_loss, clip_fraction = clipped_surrogate_loss(log_probs, batch["log_probs"], batch["advantages"],
                                                           config.clip_range, mask)
@@ -90,7 +90,6 @@ class PPO(OnPolicyAgent):
             kl = tfp.distributions.kl_divergence(self.old_policy(batch["observations"]), distribution)
             policy_loss = kl_penalty_loss(log_probs, batch["log_probs"], batch["advantages"], kl,
                                           self.kl_beta, mask)
-        values = self.value_model(batch["observations"])
         if config.value_clip_range > 0:
             critic_loss = clipped_value_loss(values, batch["values"], batch["returns"],
                                              config.value_clip_range, mask)
