@@ -38,7 +38,7 @@ def register_network(name: str, factory: Callable) -> Callable:
             `fn(observation_space, action_space)`.
 
     Returns:
-        `factory`, so this can be used as a decorator's body.
+        `factory`.
     """
     if not isinstance(name, str) or not name or ":" in name:
         raise ValueError(f"A network name must be a non-empty string without ':', got {name!r}.")

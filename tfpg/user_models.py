@@ -2,7 +2,8 @@
 
 `UserPolicy` and `UserValue` feed the user's model the preprocessed
 observations (running-normalised `Box` values in their own shape when
-`normalize_observations` is on, one-hot `Discrete` values), exactly as tfpg's own
+`normalize_observations` is on, images scaled to [0, 1], one-hot `Discrete`
+values, and dicts or tuples of these for nested spaces), exactly as tfpg's own
 networks see them, so the normalisation is checkpointed and exported with the
 policy. The checks run once on a small batch when the agent is built, so a model
 that does not fit the spaces is refused with a message saying what was expected.
