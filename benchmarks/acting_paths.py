@@ -37,14 +37,14 @@ def _raw_rate(env, steps):
 
 
 def _collect_rate(agent, env, steps, mirror):
-    saved = agent._numpy_policy
-    agent._numpy_policy = mirror
+    saved = agent._acting.mirror
+    agent._acting.mirror = mirror
     try:
         start = time.perf_counter()
         rollout = agent.collect(env, steps)
         return rollout.num_steps / (time.perf_counter() - start)
     finally:
-        agent._numpy_policy = saved
+        agent._acting.mirror = saved
 
 
 def main(argv):
@@ -52,7 +52,7 @@ def main(argv):
     env = make_vector_env(FLAGS.env, FLAGS.num_envs)
     agent = tfpg.PPO(seed=0)
     agent.collect(env, FLAGS.num_envs * 64)  # builds and traces
-    mirror = agent._numpy_policy
+    mirror = agent._acting.mirror
     paths = {"tensorflow": None, **({"numpy mirror": mirror} if mirror is not None else {})}
     for name, path in paths.items():
         _collect_rate(agent, env, FLAGS.num_envs * 64, path)  # warm-up of each path

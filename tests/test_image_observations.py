@@ -27,7 +27,7 @@ def test_ppo_learns_an_image_env_with_the_default_cnn(side, channels_first, conv
     agent.fit(env, steps=8 * 512, verbose=0)
     assert isinstance(agent.policy.features, ImageEncoder) and agent.observation_normalizer is None
     assert len(agent.policy.features.convolutions) == convolutions  # the Nature CNN from 36 pixels a side
-    assert agent._numpy_policy is None
+    assert agent._acting.mirror is None
     rollout = agent.collect(env, 16)
     assert rollout.observations.dtype == np.uint8  # stored as the env gives them
     # blind policies score 4 of 8 on average; looking at the bar scores 8

@@ -54,7 +54,7 @@ def test_dict_and_tuple_spaces_are_described_leaf_by_leaf_and_bad_ones_refused()
 def test_ppo_learns_an_image_and_vector_dict_env_with_the_default_encoders():
     env = LookAndListenEnv()
     agent = tfpg.PPO(seed=0, rollout_steps=512, minibatch_size=64, epochs=4)
-    agent.fit(env, steps=16 * 512, verbose=0)
+    agent.fit(env, steps=24 * 512, verbose=0)
     assert isinstance(agent.policy.features, NestedEncoder) and set(agent.policy.features.images) == {"image"}
     rollout = agent.collect(env, 16)
     assert rollout.observations["image"].dtype == np.uint8 and rollout.observations["image"].shape == (16, 1, 12, 12, 1)

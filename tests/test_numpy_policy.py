@@ -23,7 +23,7 @@ def _agent(kind, activation):
         variable.assign(RNG.normal(scale=0.7, size=variable.shape).astype(np.float32))
     if agent.observation_normalizer is not None:
         agent.observation_normalizer.update(tf.constant(RNG.normal(2.0, 3.0, size=(50, 6 if kind == "box" else 4))))
-    agent._numpy_policy.refresh()
+    agent._acting.mirror.refresh()
     return agent
 
 
@@ -39,7 +39,7 @@ def test_the_mirror_mode_equals_the_keras_policy_mode(kind, activation):
     agent = _agent(kind, activation)
     observations = _observations(kind, 64)
     expected = agent._mode_fn(agent._as_model_input(observations)).numpy()
-    actual = agent._numpy_policy.mode(observations)
+    actual = agent._acting.mirror.mode(observations)
     assert actual.dtype == expected.dtype and actual.shape == expected.shape
     if kind == "box":
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
@@ -52,7 +52,9 @@ def test_mirror_samples_follow_the_keras_policy_distribution(kind):
     agent = _agent(kind, "tanh")
     observation = _observations(kind, 1)
     draws = 20000
-    samples = agent._numpy_policy.sample(np.repeat(observation, draws, axis=0), np.random.default_rng(0))
+    mirror = agent._acting.mirror
+    noise = mirror.draw_noise(np.random.default_rng(0), draws)  # one step's noise for each of `draws` rows
+    samples = mirror.sample(np.repeat(observation, draws, axis=0), noise)
     distribution = agent.policy(agent._as_model_input(observation))
     if kind == "box":
         mean, std = distribution.mean().numpy()[0], distribution.stddev().numpy()[0]
@@ -76,7 +78,24 @@ def test_collection_acts_with_the_mirror_and_log_probs_come_from_the_keras_polic
     agent = tfpg.PPO(seed=0, rollout_steps=32)
     agent.build(gym.spaces.Box(-np.inf, np.inf, (3,), np.float32),
                 gym.spaces.Box(-2.0, 2.0, (1,), np.float32))  # Pendulum's spaces
-    monkeypatch.setattr(agent, "_act_tensorflow", None)  # no TensorFlow call per env step
+    monkeypatch.setattr(agent._acting, "_sample", None)  # no TensorFlow call per env step
     rollout = agent.collect("Pendulum-v1", 32)
     log_probs = agent.policy(agent._as_model_input(rollout.flat("observations"))).log_prob(rollout.flat("actions"))
     np.testing.assert_allclose(rollout.flat("log_probs"), log_probs.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", sorted(SPACES))
+def test_copies_split_between_processes_act_exactly_as_one_vector_env(kind):
+    # Each copy's noise comes from its own stream and each row is computed on its own, so the
+    # actions of copies 0..4 do not depend on whether they are stepped as one batch or as 1 + 4.
+    agent = _agent(kind, "tanh")
+    seed, steps = np.array([7, 11], np.uint64), 6
+    observations = [_observations(kind, 5) for _ in range(steps)]
+    together = agent._acting.sampler(seed, steps, range(5))
+    first, rest = agent._acting.sampler(seed, steps, range(0, 1)), agent._acting.sampler(seed, steps, range(1, 5))
+    for batch in observations:
+        whole = together(batch)
+        np.testing.assert_array_equal(np.concatenate([first(batch[:1]), rest(batch[1:])]), whole)
+    if kind == "box":  # (categorical policies with these weights are close to deterministic)
+        other = agent._acting.sampler(np.array([7, 12], np.uint64), 1, range(5))
+        assert not np.array_equal(other(observations[0]), agent._acting.sampler(seed, 1, range(5))(observations[0]))

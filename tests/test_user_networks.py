@@ -34,7 +34,7 @@ def test_every_algorithm_trains_saves_loads_and_exports_a_user_network(algorithm
     env_id = "Pendulum-v1" if algorithm.name in ("ppo", "trpo") else "CartPole-v1"
     agent = algorithm(seed=0, rollout_steps=64, **SEAMS[seam], **SMALL.get(algorithm.name, {}))
     rollout = agent.collect(env_id, 64)
-    assert agent._numpy_policy is None  # a user's network acts through TensorFlow
+    assert agent._acting.mirror is None  # a user's network acts through TensorFlow
     observations = tf.constant(rollout.flat("observations"))
     np.testing.assert_allclose(agent.policy(observations).log_prob(rollout.flat("actions")).numpy(),
                                rollout.flat("log_probs"), rtol=1e-5, atol=1e-5)
@@ -98,13 +98,13 @@ def test_the_numpy_mirror_is_chosen_by_the_model_structure():
     spaces = _spaces("CartPole-v1")
     default = tfpg.PPO(seed=0)
     default.build(*spaces)
-    assert default._numpy_policy is not None
+    assert default._acting.mirror is not None
     gelu = tfpg.PPO(seed=0, activation="gelu")  # an activation the mirror does not compute
     gelu.build(*spaces)
-    assert gelu._numpy_policy is None
+    assert gelu._acting.mirror is None
     encoded = tfpg.PPO(seed=0, encoder=user_networks.small_encoder)
     encoded.build(*spaces)
-    assert encoded._numpy_policy is None
+    assert encoded._acting.mirror is None
     from tfpg.numpy_policy import mirrors
     default.policy.hidden[0].activation = lambda x: tf.tanh(x) * 2.0  # same name nowhere: a new function
     assert not mirrors(default.policy)

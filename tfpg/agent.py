@@ -21,8 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfpg import callbacks as callbacks_module
+from tfpg.acting import ActingPolicy
 from tfpg import checkpoint as checkpoint_module
-from tfpg.collection import CollectionMixin
+from tfpg.collection import CollectionMixin, Workers
 from tfpg.config import AgentConfig, positive_int
 from tfpg.envs import ActionAdapter, EnvLike, describe_action_space, describe_observation_space, \
     same_observation_spaces
@@ -33,7 +34,6 @@ from tfpg.network_factories import NetworkSpec
 from tfpg.networks import PolicyNetwork, ValueNetwork, action_dtype
 from tfpg.normalization import observation_normalizer
 from tfpg.observations import ObservationSpec
-from tfpg.numpy_policy import NumpyPolicy, mirrors
 from tfpg.reward_scaling import RewardScaler
 from tfpg.rollout import Collector
 from tfpg.update import BATCH_FIELDS, UpdateMixin
@@ -83,6 +83,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         self.history = None
         self._collector: Collector | None = None
         self._collector_source = None
+        self._collector_workers = None
         self._owns_env = False
         self._managers: dict[str, tf.train.CheckpointManager] = {}
         self._recent_episodes: list = []
@@ -123,7 +124,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         self._action_dtype = action_dtype(action)
         self._action_size = 1 if action["type"] == "Discrete" else int(np.prod(action["shape"]))
         self._action_adapter = ActionAdapter(action)
-        self._numpy_policy = NumpyPolicy(self.policy, observation, action) if mirrors(self.policy) else None
+        self._acting = ActingPolicy(self.policy, observation, action)
         self.rng = tf.random.Generator.from_seed(self.seed)
         self.total_steps_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="total_steps")
         self.iterations_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
@@ -143,7 +144,6 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         observation_spec = self.observation_spec.tensor_specs()
         action_spec = tf.TensorSpec((None, self._action_size), self._action_dtype)
         self._sample_fn = tf.function(self._sample, input_signature=[observation_spec])
-        self._sample_concrete = self._sample_fn.get_concrete_function()
         self._mode_fn = tf.function(self._mode, input_signature=[observation_spec])
         self._value_fn = tf.function(self.value_model.__call__, input_signature=[observation_spec])
         self._evaluate_fn = tf.function(self._log_probs_and_values,
@@ -237,33 +237,44 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         return int(self.iterations_variable.numpy()) if self.built else 0
 
     def fit(self, env: EnvLike, steps: int, num_envs: int = 1, asynchronous: bool = False,
-            callbacks: Iterable[keras.callbacks.Callback] | None = None, verbose: int = 1):
+            callbacks: Iterable[keras.callbacks.Callback] | None = None, verbose: int = 1,
+            num_workers: int = 0, envs_per_worker: int = 1, ray_address: str | None = None):
         """Trains for `steps` environment steps: collect → train_on_batch → callbacks.
 
         Args:
-            env: a Gymnasium id, `Env` or `VectorEnv`.
+            env: a Gymnasium id, `Env` or `VectorEnv` (only an id with `num_workers`).
             steps: environment steps to train for in this call (rounded up to
                 whole iterations of `rollout_steps × num_envs`).
-            num_envs: env copies made from an id.
+            num_envs: env copies made from an id in this process.
             asynchronous: run the copies in subprocesses.
             callbacks: `keras.callbacks.Callback`s; `epoch` is the iteration index.
             verbose: 0 silent, 1 progress bar.
+            num_workers: K > 0 collects with K Ray actors of `envs_per_worker`
+                copies each instead of in this process (install `tfpg[ray]`);
+                the update runs here. 0: local collection.
+            envs_per_worker: M, the env copies of each worker.
+            ray_address: the Ray cluster to join ("host:port" of its head, or
+                "auto"); None starts a local Ray instance on this machine's cores
+                (or joins the one RAY_ADDRESS names).
 
         Returns:
             A `keras.callbacks.History` whose `history` dict has one entry per iteration.
 
         Raises:
-            EnvError: an env copy raised or its worker process died. The batch
-                in progress is dropped and `on_train_end` runs first, so a
-                `Checkpoint` callback writes a final checkpoint of the agent as
-                after its last update.
+            EnvError: an env copy raised or its worker process died (a Ray
+                worker that dies is replaced, and its share collected again, up
+                to twice per batch). The batch in progress is dropped and
+                `on_train_end` runs first, so a `Checkpoint` callback writes a
+                final checkpoint of the agent as after its last update.
+            ConnectionError: the Ray cluster cannot be reached (before anything is done).
             NonFiniteError: non-finite env data or update (nothing non-finite is kept).
         """
         steps = positive_int("steps", steps)
         num_envs = positive_int("num_envs", num_envs)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}.")
-        collector = self._vector_env(env, num_envs, asynchronous)
+        workers = self._workers(num_workers, envs_per_worker, ray_address, num_envs)
+        collector = self._vector_env(env, num_envs, asynchronous, workers)
         history = keras.callbacks.History()
         extra = [history] + ([callbacks_module.ProgressBar()] if verbose else [])
         callback_list = callbacks_module.CallbackList(
@@ -291,11 +302,31 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             finished = time.perf_counter()
             recent = (recent + list(zip(rollout.episode_returns, rollout.episode_lengths)))[-100:]
             logs.update(self._iteration_logs(recent, rollout, start, collected, finished))
+            logs.update(getattr(self._collector, "timing", {}))  # distributed collection's breakdown
             callback_list.on_epoch_end(iteration, logs)
         self._recent_episodes = recent
         callback_list.on_train_end(logs)
         self.history = history
         return history
+
+    @staticmethod
+    def _workers(num_workers: int, envs_per_worker: int, ray_address: str | None, num_envs: int) -> Workers | None:
+        if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative integer (0: collect in this process), got "
+                             f"{num_workers!r}.")
+        envs_per_worker = positive_int("envs_per_worker", envs_per_worker)
+        if ray_address is not None and not isinstance(ray_address, str):
+            raise ValueError(f"ray_address must be a string such as '10.0.0.1:6379' or None, got {ray_address!r}.")
+        if num_workers == 0:
+            if envs_per_worker != 1 or ray_address is not None:
+                raise ValueError("envs_per_worker and ray_address apply to Ray workers; set num_workers > 0 too, or "
+                                 "use num_envs for copies in this process.")
+            return None
+        if num_envs != 1:
+            raise ValueError(f"num_envs={num_envs} counts env copies in this process; with num_workers={num_workers} "
+                             f"the copies run in the workers: set envs_per_worker instead (the batch has "
+                             f"num_workers × envs_per_worker copies).")
+        return Workers(int(num_workers), envs_per_worker, ray_address)
 
     def _iteration_logs(self, recent, rollout, start, collected, finished) -> dict:
         returns = [r for r, _ in recent]

@@ -2,43 +2,87 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
 from tfpg.config import positive_int
-from tfpg.envs import EnvLike, make_vector_env
+from tfpg.envs import EnvLike, check_env_id, make_vector_env
 from tfpg.observations import batch_size, map_arrays
 from tfpg.returns import generalized_advantages, next_state_values
 from tfpg.rollout import Collector, Rollout, Transitions
 
 
+ANY = object()  # `_vector_env`: whatever workers the current source has
+
+
+@dataclasses.dataclass(frozen=True)
+class Workers:
+    """Distributed collection settings: K Ray workers of M env copies each, on the cluster at `address`."""
+
+    num_workers: int
+    envs_per_worker: int
+    address: str | None = None
+
+
 class CollectionMixin:
     """`collect` and its helpers, mixed into `OnPolicyAgent` (which provides the models and state)."""
 
-    def _vector_env(self, env: EnvLike, num_envs: int | None = None,
-                    asynchronous: bool | None = None) -> Collector:
-        """The collector of `env`, reused while `env` (and the copies asked for, if any) are the same."""
-        if self._collector is not None and self._collector_source is env \
-                and num_envs in (None, self._collector.num_envs) \
-                and asynchronous in (None, self._collector_asynchronous):
-            return self._collector
+    def _vector_env(self, env: EnvLike, num_envs: int | None = None, asynchronous: bool | None = None,
+                    workers: "Workers | None | object" = ANY):
+        """The rollout source of `env`, reused while `env` (and the copies and workers asked for) are the same.
+
+        A local `Collector`, or with `workers` a `tfpg.ray_rollouts.RayRollouts`.
+        """
+        current = self._collector
+        if current is not None and self._collector_source is env \
+                and num_envs in (None, current.num_envs) \
+                and asynchronous in (None, self._collector_asynchronous) \
+                and (workers is ANY or workers == self._collector_workers):
+            return current
         num_envs, asynchronous = num_envs or 1, bool(asynchronous)
-        vector_env = make_vector_env(env, num_envs=num_envs, asynchronous=asynchronous)
-        try:
-            self.build(vector_env.single_observation_space, vector_env.single_action_space)
-        except ValueError:
-            if vector_env is not env:
-                vector_env.close()
-            raise
-        self.close()
+        workers = None if workers is ANY else workers
         seed = self.seed + 1000 * self.iterations
-        self._collector = Collector(vector_env, self.action_description, seed,
-                                    skip_non_finite=self.config.non_finite_env_data == "skip")
+        skip = self.config.non_finite_env_data == "skip"
+        if workers is not None:
+            self.close()  # before joining Ray: a source that started Ray stops it when closed
+            source, owned = self._ray_rollouts(env, workers, asynchronous, seed, skip), True
+        else:
+            vector_env = make_vector_env(env, num_envs=num_envs, asynchronous=asynchronous)
+            owned = vector_env is not env
+            try:
+                self.build(vector_env.single_observation_space, vector_env.single_action_space)
+            except ValueError:
+                if owned:
+                    vector_env.close()
+                raise
+            self.close()
+            source = Collector(vector_env, self.action_description, seed, skip_non_finite=skip)
+        self._collector = source
         self._collector_source = env
         self._collector_asynchronous = asynchronous
-        self._owns_env = vector_env is not env
-        self.reward_scaler.start_episodes(vector_env.num_envs)
-        return self._collector
+        self._collector_workers = workers
+        self._owns_env = owned
+        self.reward_scaler.start_episodes(source.num_envs)
+        return source
+
+    def _ray_rollouts(self, env: EnvLike, workers: Workers, asynchronous: bool, seed: int, skip: bool):
+        if not isinstance(env, str):
+            raise ValueError(f"Distributed collection (num_workers > 0) makes the env in each worker from a "
+                             f"Gymnasium id; got {type(env).__name__}. Pass the env's id (register a custom env "
+                             f"under an id, e.g. 'my_package.envs:MyEnv-v0').")
+        check_env_id(env)
+        from tfpg.ray_rollouts import RayRollouts  # Ray is an optional dependency
+        source = RayRollouts(env, workers.num_workers, workers.envs_per_worker, asynchronous, seed, skip,
+                             address=workers.address)
+        try:
+            self.build(*source.spaces())
+            source.start_acting(self.networks, self.observation_description, self.action_description, self.config)
+        except BaseException:
+            source.close()
+            raise
+        return source
 
     def collect(self, env: EnvLike, steps: int) -> Rollout:
         """Collects one batch of experience with the current policy, advantages included.
@@ -63,7 +107,10 @@ class CollectionMixin:
                 f"steps={steps} is smaller than the number of env copies ({collector.num_envs}); "
                 f"every copy takes at least one step, so pass steps >= {collector.num_envs}."
             )
-        transitions = collector.collect(steps // collector.num_envs, self._acting_function(), self.total_steps)
+        transitions = collector.collect_batch(steps // collector.num_envs, self._acting, self._batch_seed(),
+                                              self.total_steps)
+        if transitions.restarted is not None:
+            self.reward_scaler.restart(transitions.restarted)
         self._normalize_fn(self._as_model_input(self._flat(transitions.observations)))
         rollout = self._evaluate_transitions(transitions)
         self.total_steps_variable.assign_add(rollout.num_steps)
@@ -75,23 +122,9 @@ class CollectionMixin:
     def _as_model_input(self, observations: np.ndarray) -> tf.Tensor:
         return self.observation_spec.model_input(observations)
 
-    def _acting_function(self):
-        """Samples actions for env stepping: the NumPy mirror of the policy if it has one, else TensorFlow.
-
-        The mirror's random stream is seeded from the agent's checkpointed generator, once per batch.
-        """
-        if self._numpy_policy is None:
-            return self._act_tensorflow
-        self._numpy_policy.refresh()
-        seed = self.rng.uniform_full_int([2], tf.int64).numpy().view(np.uint64)
-        generator = np.random.default_rng(seed)
-        policy = self._numpy_policy
-        return lambda observations: policy.sample(observations, generator)
-
-    def _act_tensorflow(self, observations: np.ndarray) -> np.ndarray:
-        # One compiled call per vector step for all copies; the concrete function skips tf.function's
-        # argument binding.
-        return self._sample_concrete(self._as_model_input(observations)).numpy()
+    def _batch_seed(self) -> np.ndarray:
+        """A batch's acting seed, drawn from the agent's checkpointed generator."""
+        return self.rng.uniform_full_int([2], tf.int64).numpy().view(np.uint64)
 
     def _values_numpy(self, observations: np.ndarray) -> np.ndarray:
         if batch_size(observations) == 0:

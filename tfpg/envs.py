@@ -259,7 +259,8 @@ def _labelled_copy(env_id: str, index: int) -> gym.Env:
     return LabelledCopy(make_env(env_id), index)
 
 
-def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False) -> gym.vector.VectorEnv:
+def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False,
+                    first_copy: int = 0) -> gym.vector.VectorEnv:
     """Makes a same-step-autoreset vector env from an id, an `Env` or a `VectorEnv`.
 
     Args:
@@ -267,6 +268,8 @@ def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False)
             a `VectorEnv` created with `autoreset_mode=AutoresetMode.SAME_STEP`.
         num_envs: copies to create from an id.
         asynchronous: run copies made from an id in subprocesses.
+        first_copy: the index of the first copy made from an id, in error messages
+            (a worker's copies are numbered among all the run's copies).
 
     Returns:
         A `gymnasium.vector.VectorEnv`.
@@ -278,7 +281,7 @@ def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False)
     same_step = gym.vector.AutoresetMode.SAME_STEP
     if isinstance(env, str):
         check_env_id(env)
-        copies = [functools.partial(_labelled_copy, env, index) for index in range(num_envs)]
+        copies = [functools.partial(_labelled_copy, env, first_copy + index) for index in range(num_envs)]
         vector_class = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
         return vector_class(copies, autoreset_mode=same_step)
     if isinstance(env, gym.vector.VectorEnv):

@@ -7,6 +7,10 @@ busy), so collection acts with this mirror: the same layers, computed in NumPy
 from a copy of the weights and observation statistics taken at the start of
 each batch. Only the sampled actions come from here; their log-probabilities
 and values are recomputed by the Keras models, so updates stay exact.
+
+Every row of a batch is computed independently of the other rows: the action of
+an env copy does not depend on how many copies are stepped together (see
+`_matmul`), which lets copies split across processes act exactly as one vector env.
 """
 
 from __future__ import annotations
@@ -23,6 +27,17 @@ _ACTIVATIONS = {
     keras.activations.elu: lambda x: np.where(x > 0.0, x, np.expm1(np.minimum(x, 0.0))),
     keras.activations.silu: lambda x: x / (1.0 + np.exp(-x)),
 }
+
+
+def _matmul(rows: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """`rows @ kernel`, each row's result independent of the number of rows.
+
+    BLAS picks its kernels by the matrix sizes, and their rounding differs (a row
+    of a 5-row product can differ in its last bit from the same row in a 4-row
+    product); einsum's own loops sum every row in the same order whatever the
+    batch. For the small batches of env stepping they cost a few microseconds.
+    """
+    return np.einsum("ij,jk->ik", rows, kernel)
 
 
 def mirrors(policy) -> bool:
@@ -80,26 +95,43 @@ class NumpyPolicy:
                 mean, std, clip = self.normalization
                 features = np.clip((features - mean) / std, -clip, clip).astype(np.float32)
         for kernel, bias, activation in self.layers:
-            features = activation(features @ kernel + bias)
+            features = activation(_matmul(features, kernel) + bias)
         kernel, bias = self.projection
-        return features @ kernel + bias
+        return _matmul(features, kernel) + bias
 
     def _logits(self, outputs: np.ndarray) -> np.ndarray:
         categories = self.padding.shape
         return outputs.reshape((len(outputs), *categories)) + self.padding
 
-    def sample(self, observations: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Flat sampled actions `[N, A]` (float32 for Box, int32 otherwise), as the policy's `sample()`."""
+    def noise_shape(self) -> tuple:
+        """The shape of one env copy's action noise at one step (see `draw_noise`)."""
+        kind = self.action["type"]
+        if kind in ("Box", "MultiBinary"):
+            return (self.projection[1].shape[0],)
+        return self.padding.shape
+
+    def draw_noise(self, rng: np.random.Generator, steps: int) -> np.ndarray:
+        """`[steps, *noise_shape]` noise for one env copy: standard normal for Box actions, else uniform [0, 1)."""
+        shape = (steps, *self.noise_shape())
+        return rng.standard_normal(shape) if self.action["type"] == "Box" else rng.random(shape)
+
+    def sample(self, observations: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """Flat sampled actions `[N, A]` (float32 for Box, int32 otherwise), as the policy's `sample()`.
+
+        Args:
+            observations: `[N, *obs_shape]`.
+            noise: `[N, *noise_shape]` from `draw_noise`: Box actions are μ + σ ε, MultiBinary ones
+                1[u < sigmoid(logit)], categorical ones argmax(logits + Gumbel(u)).
+        """
         outputs = self._outputs(observations)
         kind = self.action["type"]
         if kind == "Box":
-            return (outputs + self.std * rng.standard_normal(outputs.shape)).astype(np.float32)
+            return (outputs + self.std * noise).astype(np.float32)
         if kind == "MultiBinary":
             probabilities = 1.0 / (1.0 + np.exp(-outputs))
-            return (rng.random(outputs.shape) < probabilities).astype(np.int32)
-        logits = self._logits(outputs)
-        gumbel = -np.log(-np.log(rng.random(logits.shape) + 1e-300) + 1e-300)
-        return np.argmax(logits + gumbel, axis=-1).astype(np.int32)
+            return (noise < probabilities).astype(np.int32)
+        gumbel = -np.log(-np.log(noise + 1e-300) + 1e-300)
+        return np.argmax(self._logits(outputs) + gumbel, axis=-1).astype(np.int32)
 
     def mode(self, observations: np.ndarray) -> np.ndarray:
         """Flat deterministic actions `[N, A]`, as the policy's `mode()`."""

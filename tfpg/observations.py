@@ -129,6 +129,11 @@ def stack(batches: list) -> Any:
     return tf.nest.map_structure(lambda *values: np.stack(values), *batches)
 
 
+def concatenate(batches: list, axis: int) -> Any:
+    """Nests of arrays joined along an existing `axis`, leaf by leaf."""
+    return tf.nest.map_structure(lambda *values: np.concatenate(values, axis=axis), *batches)
+
+
 def batch_size(observations) -> int:
     """The length of the first axis of a nest of arrays."""
     return len(tf.nest.flatten(observations)[0])

@@ -31,6 +31,10 @@ class RewardScaler(tf.Module):
         """Sets the running returns of `num_envs` freshly reset env copies to 0."""
         self.running_return = np.zeros(num_envs, np.float64)
 
+    def restart(self, copies: np.ndarray) -> None:
+        """Sets the running returns of the copies marked in the `[N]` mask `copies` (reset envs) to 0."""
+        self.running_return = np.where(copies, 0.0, self.running_return)
+
     def __call__(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
         """Scales time-major `[T, N]` rewards, updating the statistics with this batch's returns.
 

@@ -10,9 +10,10 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
+from tfpg.acting import ActingPolicy
 from tfpg.envs import ActionAdapter
 from tfpg.errors import EnvCopyError, EnvError, NonFiniteError
-from tfpg.observations import finite_rows, map_arrays, select_rows, stack, with_rows
+from tfpg.observations import concatenate, finite_rows, map_arrays, select_rows, stack, with_rows
 
 
 @dataclasses.dataclass
@@ -66,7 +67,11 @@ class Rollout:
 
 @dataclasses.dataclass
 class Transitions:
-    """Raw collected steps, before values and advantages are attached."""
+    """Raw collected steps, before values and advantages are attached.
+
+    `episode_steps` holds the step each finished episode ended at; `restarted`,
+    `[N]` or None, marks copies whose env was created anew just before the batch.
+    """
 
     observations: np.ndarray
     actions: np.ndarray
@@ -80,6 +85,38 @@ class Transitions:
     seconds: float
     valid: np.ndarray
     skipped: int
+    episode_steps: list = dataclasses.field(default_factory=list)
+    restarted: np.ndarray | None = None
+
+
+def merge_transitions(parts: list[Transitions]) -> Transitions:
+    """The transitions of several vector envs as those of one vector env of all their copies, in order.
+
+    Arrays are joined along the copy axis; finished episodes are ordered by the
+    step they ended at, then by copy, as one vector env records them
+    (`episode_steps` holds each episode's step). `restarted` marks the copies whose
+    env was created anew before the batch (None if none was).
+    """
+    episodes = sorted(
+        ((step, part, position) for part, transitions in enumerate(parts)
+         for position, step in enumerate(transitions.episode_steps)))
+    restarted = [p.restarted if p.restarted is not None else np.zeros(p.rewards.shape[1], bool) for p in parts]
+    return Transitions(
+        observations=concatenate([p.observations for p in parts], axis=1),
+        actions=np.concatenate([p.actions for p in parts], axis=1),
+        rewards=np.concatenate([p.rewards for p in parts], axis=1),
+        terminated=np.concatenate([p.terminated for p in parts], axis=1),
+        truncated=np.concatenate([p.truncated for p in parts], axis=1),
+        final_observations=concatenate([p.final_observations for p in parts], axis=1),
+        last_observations=concatenate([p.last_observations for p in parts], axis=0),
+        episode_returns=[parts[part].episode_returns[position] for _, part, position in episodes],
+        episode_lengths=[parts[part].episode_lengths[position] for _, part, position in episodes],
+        seconds=max(p.seconds for p in parts),
+        valid=np.concatenate([p.valid for p in parts], axis=1),
+        skipped=sum(p.skipped for p in parts),
+        episode_steps=[step for step, _, _ in episodes],
+        restarted=np.concatenate(restarted) if any(p.restarted is not None for p in parts) else None,
+    )
 
 
 class Collector:
@@ -101,11 +138,14 @@ class Collector:
         action_description: action space description for `to_env_actions`.
         seed: seeds the first reset and the action space.
         skip_non_finite: skip and count non-finite steps instead of raising.
+        first_copy: the global index of the env's first copy among all the run's copies (workers
+            other than the first step later copies).
     """
 
     def __init__(self, env: gym.vector.VectorEnv, action_description: dict, seed: int | None,
-                 skip_non_finite: bool = False):
+                 skip_non_finite: bool = False, first_copy: int = 0):
         self.env = env
+        self.copies = range(first_copy, first_copy + env.num_envs)
         self.nested = isinstance(env.single_observation_space, (gym.spaces.Dict, gym.spaces.Tuple))
         self.skip_non_finite = skip_non_finite
         self.failed = False
@@ -118,6 +158,11 @@ class Collector:
             raise self._failure(error, "while resetting the envs") from error
         self.episode_return = np.zeros(self.num_envs, np.float64)
         self.episode_length = np.zeros(self.num_envs, np.int64)
+
+    def collect_batch(self, steps_per_env: int, acting: ActingPolicy, seed: np.ndarray,
+                      first_step: int = 0) -> Transitions:
+        """`collect` with the actions of `acting`, its noise seeded by `seed` (see `tfpg.acting`)."""
+        return self.collect(steps_per_env, acting.sampler(seed, steps_per_env, self.copies), first_step)
 
     def collect(self, steps_per_env: int, act: Callable[[np.ndarray], np.ndarray],
                 first_step: int = 0) -> Transitions:
@@ -145,7 +190,7 @@ class Collector:
         truncated = np.zeros((steps_per_env, self.num_envs), bool)
         finals = []
         valid = np.ones((steps_per_env, self.num_envs), bool)
-        episode_returns, episode_lengths = [], []
+        episode_returns, episode_lengths, episode_steps = [], [], []
         step = self.env.step
         for t in range(steps_per_env):
             env_step = first_step + t * self.num_envs
@@ -179,6 +224,7 @@ class Collector:
             for i in np.flatnonzero(done if bad is None else done & ~bad):
                 episode_returns.append(float(self.episode_return[i]))
                 episode_lengths.append(int(self.episode_length[i]))
+                episode_steps.append(t)
             self.episode_return[done] = 0.0
             self.episode_length[done] = 0
             finals.append(final)
@@ -196,6 +242,7 @@ class Collector:
             seconds=time.perf_counter() - start,
             valid=valid,
             skipped=int((~valid).sum()),
+            episode_steps=episode_steps,
         )
 
     def _all_finite(self, batch) -> bool:

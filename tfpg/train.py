@@ -29,6 +29,7 @@ from tfpg.envs import check_env_id, make_env
 from tfpg.errors import EnvError, NonFiniteError
 from tfpg.flags import define_hyperparameter_flags, hyperparameters_from_flags
 from tfpg.plotting import plot_learning_curve
+from tfpg.ray_cluster import check_reachable, import_ray
 
 FLAGS = flags.FLAGS
 
@@ -39,6 +40,11 @@ flags.DEFINE_integer("steps", 200_000, "Total environment steps of the run (a re
 flags.DEFINE_integer("seed", 0, "Seed of TensorFlow, the envs and action sampling.", lower_bound=0)
 flags.DEFINE_integer("num_envs", 8, "Parallel env copies.", lower_bound=1)
 flags.DEFINE_boolean("async_envs", False, "Step the env copies in subprocesses.")
+flags.DEFINE_integer("num_workers", 0, "Ray workers collecting experience (0: collect in this process); needs "
+                     "tfpg[ray].", lower_bound=0)
+flags.DEFINE_integer("envs_per_worker", 8, "Env copies of each Ray worker (with --num_workers).", lower_bound=1)
+flags.DEFINE_string("ray_address", None, "Ray cluster to join: host:port of its head (`ray start --head` prints it) "
+                    "or 'auto'; unset: a local Ray instance on this machine's cores.")
 flags.DEFINE_string("logdir", None, "Run directory (checkpoints, logs, plot, exported policy).")
 flags.DEFINE_boolean("resume", False, "Continue the run in --logdir from its newest checkpoint.")
 flags.DEFINE_float("checkpoint_seconds", 30.0, "Seconds between checkpoints (at iteration ends).",
@@ -101,6 +107,19 @@ def _prepare_agent(checkpoints: str):
         raise app.UsageError(str(error)) from None
 
 
+def _check_cluster() -> None:
+    """Ray is installed and the cluster answers, if the run collects with workers."""
+    if FLAGS.num_workers == 0:
+        if FLAGS["envs_per_worker"].present or FLAGS.ray_address is not None:
+            raise app.UsageError("--envs_per_worker and --ray_address apply to Ray workers; add --num_workers.")
+        return
+    try:
+        import_ray()
+        check_reachable(FLAGS.ray_address)
+    except (ValueError, ConnectionError) as error:
+        raise app.UsageError(str(error)) from None
+
+
 def _lock_logdir(logdir: str):
     """Takes an exclusive lock on the run directory; the OS releases it when the process dies."""
     handle = open(os.path.join(logdir, ".lock"), "a+")
@@ -160,6 +179,7 @@ def main(argv):
     # read, since its writer may be rotating checkpoints.
     lock = _lock_logdir(logdir) if os.path.isdir(logdir) else None
     agent = _prepare_agent(checkpoints)
+    _check_cluster()
     os.makedirs(logdir, exist_ok=True)
     lock = lock or _lock_logdir(logdir)
     csv_path = os.path.join(logdir, "progress.csv")
@@ -175,8 +195,11 @@ def main(argv):
     remaining = FLAGS.steps - agent.total_steps
     try:
         if remaining > 0:
-            agent.fit(FLAGS.env, remaining, num_envs=FLAGS.num_envs, asynchronous=FLAGS.async_envs,
-                      callbacks=callbacks, verbose=FLAGS.verbose)
+            distributed = FLAGS.num_workers > 0
+            agent.fit(FLAGS.env, remaining, num_envs=1 if distributed else FLAGS.num_envs,
+                      asynchronous=FLAGS.async_envs, callbacks=callbacks, verbose=FLAGS.verbose,
+                      num_workers=FLAGS.num_workers, envs_per_worker=FLAGS.envs_per_worker if distributed else 1,
+                      ray_address=FLAGS.ray_address)
     except KeyboardInterrupt:
         agent.close()
         print(f"\nAborted by a second signal; the newest checkpoint in {checkpoints} is kept. "

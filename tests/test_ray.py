@@ -1,0 +1,95 @@
+"""Distributed collection on a real two-node Ray cluster that the tests start on this machine."""
+
+import os
+
+import numpy as np
+import pytest
+
+import tfpg
+from tests import fault_envs
+
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two Ray nodes of one CPU each, and this process connected to them."""
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    nodes.add_node(num_cpus=1)
+    ray.init(address=nodes.address, include_dashboard=False, logging_level="warning")
+    yield nodes
+    ray.shutdown()
+    nodes.shutdown()
+
+
+def _weights(agent):
+    return [v.numpy() for v in agent.policy.weights + agent.value_model.weights]
+
+
+def test_two_workers_of_two_copies_train_exactly_as_one_vector_env_of_four(cluster):
+    # Pendulum episodes end (truncated at 200 steps) inside the batches, so final observations,
+    # bootstrapping and the order of finished episodes are all exercised.
+    settings = dict(seed=3, rollout_steps=150, minibatch_size=100, epochs=2)
+    local = tfpg.PPO(**settings)
+    local_history = local.fit("Pendulum-v1", steps=3 * 600, num_envs=4, verbose=0)
+    distributed = tfpg.PPO(**settings)
+    history = distributed.fit("Pendulum-v1", steps=3 * 600, num_workers=2, envs_per_worker=2,
+                              ray_address=cluster.address, verbose=0)
+    workers = distributed._collector.where
+    assert len({w["pid"] for w in workers}) == 2 and os.getpid() not in {w["pid"] for w in workers}
+    assert distributed.total_steps == local.total_steps == 1800
+    for ours, theirs in zip(_weights(distributed), _weights(local)):
+        np.testing.assert_array_equal(ours, theirs)
+    for key in ("episode_return", "policy_loss", "value_loss", "approx_kl"):
+        np.testing.assert_array_equal(history.history[key], local_history.history[key])
+    # 4 copies × 450 steps: each copy finishes two 200-step episodes
+    assert distributed._recent_episodes == local._recent_episodes and len(local._recent_episodes) == 4 * 2
+    distributed.close()
+
+
+def test_a_worker_killed_mid_batch_is_replaced_and_its_share_collected_again(cluster):
+    # Worker 1's env copy (reset with seed 1) kills its own process with SIGKILL at its 10th step;
+    # the replacement's copies have other seeds and live on.
+    agent = tfpg.A2C(seed=0, rollout_steps=32)
+    agent.fit(f"tests.fault_envs:{fault_envs.KILLED}", steps=2 * 64, num_workers=2, envs_per_worker=1,
+              ray_address=cluster.address, verbose=0)
+    assert agent.total_steps == 128 and agent.iterations == 2
+    replaced = agent._collector.where[1]["pid"]
+    assert agent._collector._restarts == 1
+    assert ray.get(agent._collector.workers[1].where.remote())["pid"] == replaced
+    agent.close()
+
+
+def test_a_worker_that_keeps_dying_ends_fit_with_an_env_error_after_a_final_checkpoint(cluster, tmp_path):
+    agent = tfpg.A2C(seed=0, rollout_steps=32)
+    agent.fit("CartPole-v1", steps=64, num_envs=2, verbose=0)  # trained before the failing run
+    checkpoint = tfpg.callbacks.Checkpoint(str(tmp_path / "checkpoints"), every=None, seconds=1e9)
+    with pytest.raises(tfpg.EnvError, match=r"Ray worker \d .*died.*after 2 restarts"):
+        agent.fit(f"tests.fault_envs:{fault_envs.ALWAYS_KILLED}", steps=64, num_workers=2, envs_per_worker=1,
+                  ray_address=cluster.address, callbacks=[checkpoint], verbose=0)
+    restored = tfpg.load(str(tmp_path / "checkpoints"))
+    assert restored.total_steps == agent.total_steps == 64
+    assert agent._collector is None  # the workers were stopped
+
+
+def test_an_env_error_in_a_worker_names_the_worker_and_the_copy(cluster):
+    agent = tfpg.A2C(seed=0, rollout_steps=32)
+    with pytest.raises(tfpg.EnvError, match=r"Ray worker 1 on .*pid \d+.*env copy 1.*physics exploded"):
+        agent.fit(f"tests.fault_envs:{fault_envs.RAISING}", steps=64, num_workers=2, envs_per_worker=1,
+                  ray_address=cluster.address, verbose=0)
+
+
+def test_a_run_resumes_with_another_worker_count(cluster, tmp_path):
+    agent = tfpg.PPO(seed=1, rollout_steps=64, minibatch_size=64, epochs=1)
+    agent.fit("Pendulum-v1", steps=128, num_workers=2, envs_per_worker=1, ray_address=cluster.address, verbose=0)
+    agent.save(str(tmp_path))
+    agent.close()
+    resumed = tfpg.load(str(tmp_path))
+    resumed.fit("Pendulum-v1", steps=192, num_workers=1, envs_per_worker=3, ray_address=cluster.address, verbose=0)
+    assert resumed.total_steps == 128 + 192 and resumed.iterations == 2  # batches of 2 × 64, then 3 × 64
+    resumed.fit("Pendulum-v1", steps=128, num_envs=2, verbose=0)  # and locally again
+    assert resumed.total_steps == 448 and resumed.iterations == 3
+    resumed.close()

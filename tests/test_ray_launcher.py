@@ -1,0 +1,98 @@
+"""Distributed runs from the launcher and the API without a cluster of the tests: checks, unreachable
+clusters, and Ctrl-C with a Ray instance the run starts itself."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import gymnasium as gym
+import pytest
+
+import tfpg
+
+ray = pytest.importorskip("ray")
+
+pytestmark = pytest.mark.ray
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_distributed_settings_are_checked_before_anything_starts():
+    agent = tfpg.PPO()
+    for kwargs, message in [
+        (dict(num_workers=-1), "num_workers must be a non-negative integer"),
+        (dict(num_workers=1.5), "num_workers must be"),
+        (dict(num_workers=0, envs_per_worker=4), "set num_workers > 0"),
+        (dict(num_workers=2, num_envs=4), "set envs_per_worker instead"),
+        (dict(num_workers=1, ray_address=6379), "ray_address must be a string"),
+        (dict(num_workers=1, ray_address="nonsense"), "not an address of the form host:port"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            agent.fit("Pendulum-v1", steps=64, verbose=0, **kwargs)
+    with pytest.raises(ValueError, match="from a Gymnasium id"):
+        agent.fit(gym.make("Pendulum-v1"), steps=64, num_workers=1, verbose=0)
+    assert not agent.built and not ray.is_initialized()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_cluster_is_reported_before_anything_is_written(tmp_path):
+    address = f"127.0.0.1:{_free_port()}"
+    start = time.monotonic()
+    with pytest.raises(ConnectionError, match=f"Cannot reach the Ray cluster at '{address}'.*ray start --head"):
+        tfpg.PPO().fit("Pendulum-v1", steps=64, num_workers=1, ray_address=address, verbose=0)
+    assert time.monotonic() - start < 30
+    logdir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "tfpg.train", "--algo=ppo", "--env=Pendulum-v1", "--num_workers=1",
+         f"--ray_address={address}", f"--logdir={logdir}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "Cannot reach the Ray cluster" in result.stderr
+    assert not logdir.exists()
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                command = file.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in command:
+            found.append(f"{pid}: {command[:200]}")
+    return found
+
+
+def test_ctrl_c_stops_the_workers_and_ray_and_leaves_no_process_behind(tmp_path):
+    # The launcher starts its own local Ray instance; all its processes carry the temp dir in their
+    # command lines, so any survivor is found by it.
+    ray_temp = tempfile.mkdtemp(prefix="tfpg-ray-", dir="/tmp")  # short: Ray's socket paths live under it
+    logdir = tmp_path / "run"
+    environment = {**os.environ, "RAY_TMPDIR": ray_temp}
+    environment.pop("RAY_ADDRESS", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfpg.train", "--algo=ppo", "--env=Pendulum-v1", "--num_workers=2",
+         "--envs_per_worker=1", "--rollout_steps=256", "--steps=10000000", f"--logdir={logdir}", "--verbose=0"],
+        cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 240
+    while not (logdir / "progress.csv").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert process.poll() is None, process.communicate()[0][-3000:]
+    assert _processes_mentioning(ray_temp), "the run's Ray processes were not found"
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output[-3000:]
+    assert "Interrupted at" in output
+    time.sleep(2)
+    assert _processes_mentioning(ray_temp) == []
+    assert tfpg.load(str(logdir / "checkpoints")).total_steps > 0
+    shutil.rmtree(ray_temp, ignore_errors=True)

@@ -1,0 +1,80 @@
+"""Acting in env copies during collection, with one random stream per env copy.
+
+A batch starts from one seed drawn from the agent's checkpointed generator. With
+the NumPy mirror of tfpg's MLP policies, env copy i (its index among all the
+run's copies, in whichever process it steps) draws its action noise from its own
+stream `SeedSequence(seed, spawn_key=(i,))`, and the mirror computes every row
+independently of the others. So a batch does not depend on how the copies are
+split between processes: K workers of M copies act exactly as one vector env of
+K×M copies. Other policies act through one compiled TensorFlow call per vector
+step, seeded per step from the stream of the first copy they step; their
+batches are reproducible for a given split, and the same in distribution for
+any split.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfpg.numpy_policy import NumpyPolicy, mirrors
+from tfpg.observations import ObservationSpec
+
+
+def copy_stream(seed: np.ndarray, copy: int) -> np.random.Generator:
+    """The random stream of env copy `copy` in the batch seeded by `seed` (a sequence of unsigned ints)."""
+    return np.random.default_rng(np.random.SeedSequence([int(x) for x in np.atleast_1d(seed)], spawn_key=(copy,)))
+
+
+class ActingPolicy:
+    """Samples a policy's actions for env stepping.
+
+    Args:
+        policy: the acting `keras.Model` (observations → `tfd.Distribution`).
+        observation: its observation space description.
+        action: its action space description.
+    """
+
+    def __init__(self, policy: keras.Model, observation: dict, action: dict):
+        self.policy = policy
+        self.observation_spec = ObservationSpec(observation)
+        self.mirror = NumpyPolicy(policy, observation, action) if mirrors(policy) else None
+        self._sample = tf.function(
+            self._sample_tensorflow,
+            input_signature=[self.observation_spec.tensor_specs(), tf.TensorSpec([2], tf.int32)],
+        ).get_concrete_function()
+
+    def _sample_tensorflow(self, observations, seed):
+        return self.policy(observations).sample(seed=seed)
+
+    def weights(self) -> list[np.ndarray]:
+        """The policy's weights, observation statistics included (`keras.Model.get_weights`)."""
+        return self.policy.get_weights()
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        """Sets the weights of a policy built from the same description (see `weights`)."""
+        self.policy.set_weights(weights)
+
+    def sampler(self, seed: np.ndarray, steps: int, copies: range) -> Callable[[np.ndarray], np.ndarray]:
+        """A function for `steps` calls, mapping the observations of `copies` to flat sampled actions `[N, A]`.
+
+        Args:
+            seed: the batch's seed (unsigned ints).
+            steps: T, the number of vector steps the function serves.
+            copies: the global indices of the env copies whose rows it receives, in order.
+        """
+        if self.mirror is not None:
+            self.mirror.refresh()
+            noise = np.stack([self.mirror.draw_noise(copy_stream(seed, copy), steps) for copy in copies], axis=1)
+            steps_noise = iter(noise)
+            mirror = self.mirror
+            return lambda observations: mirror.sample(observations, next(steps_noise))
+        seeds = iter(copy_stream(seed, copies.start).integers(0, 2**31 - 1, size=(steps, 2), dtype=np.int32))
+        model_input = self.observation_spec.model_input
+        sample = self._sample
+        # One compiled call per vector step for all copies; the concrete function skips tf.function's
+        # argument binding.
+        return lambda observations: sample(model_input(observations), tf.constant(next(seeds))).numpy()

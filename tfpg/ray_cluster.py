@@ -1,0 +1,84 @@
+"""Connecting to a Ray cluster, with errors that say what to do, before a run writes anything."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+PROBE_SECONDS = 10.0
+_INSTALL = "Install it with: pip install 'tfpg[ray]'."
+
+
+def import_ray():
+    """The `ray` module, or a `ValueError` naming the extra that installs it."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError(f"Distributed collection (num_workers > 0) needs Ray, which is not installed. {_INSTALL}") \
+            from None
+    return ray
+
+
+def _host_and_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a "host:port" or "ray://host:port" address; None for "auto" and "local"."""
+    bare = address.split("://", 1)[-1]
+    host, _, port = bare.rpartition(":")
+    if address in ("auto", "local"):
+        return None
+    if not host or not port.isdigit():
+        raise ValueError(f"ray_address={address!r} is not an address of the form host:port (e.g. 10.0.0.1:6379, the "
+                         f"address `ray start --head` prints), 'auto' (a cluster started on this machine) or None "
+                         f"(a new local Ray instance).")
+    return host, int(port)
+
+
+def check_reachable(address: str | None) -> None:
+    """Raises `ConnectionError` if nothing listens at a cluster address.
+
+    `ray.init` retries an unreachable address without end; a plain TCP
+    connection attempt with a timeout answers first.
+    """
+    address = address or os.environ.get("RAY_ADDRESS")
+    target = _host_and_port(address) if address else None
+    if target is None:
+        return
+    try:
+        socket.create_connection(target, timeout=PROBE_SECONDS).close()
+    except OSError as error:
+        raise ConnectionError(
+            f"Cannot reach the Ray cluster at {address!r} ({error}). Start it there with `ray start --head "
+            f"--port={target[1]}`, check the address it prints and that this machine can reach it, or leave "
+            f"ray_address unset to start a local Ray instance."
+        ) from None
+
+
+def connect(address: str | None) -> bool:
+    """Joins the Ray cluster at `address` unless this process already is in one.
+
+    Args:
+        address: "host:port" of a running cluster's head, "auto" (a cluster
+            started on this machine), or None (RAY_ADDRESS if set, else a new
+            local Ray instance using this machine's cores).
+
+    Returns:
+        Whether this call started the connection (the caller then shuts it down).
+
+    Raises:
+        ConnectionError: the cluster cannot be reached.
+        ValueError: Ray is not installed, or the address is malformed.
+    """
+    ray = import_ray()
+    target = _host_and_port(address) if address else None
+    if ray.is_initialized():
+        current = ray.get_runtime_context().gcs_address
+        # (ports only: a head's host may be known by several names and addresses)
+        if target is not None and _host_and_port(current)[1] != target[1]:
+            raise ValueError(f"This process is already connected to the Ray cluster at {current!r}, not "
+                             f"ray_address={address!r}; pass that address or None, or call ray.shutdown() first.")
+        return False
+    check_reachable(address)
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level="warning", log_to_driver=True)
+    except ConnectionError as error:
+        raise ConnectionError(f"Cannot join the Ray cluster at {address!r}: {error}") from None
+    return True
