@@ -6,7 +6,9 @@
 Each run is `python -m tfpg.train` in its own log directory (one TensorFlow
 thread per run so that parallel runs do not contend); the final policy is
 evaluated deterministically over 10 episodes. Summarise with
-`benchmarks/summarize.py`.
+`benchmarks/summarize.py`. With `--tune` the runs are the trials of one
+`python -m tfpg.sweep` (Ray Tune; `--parallel` is then the CPUs of its local Ray
+instance, or of the cluster at `--ray_address`), in the same directory layout.
 """
 
 import itertools
@@ -25,11 +27,27 @@ flags.DEFINE_integer("num_envs", 1, "Env copies per run.")
 flags.DEFINE_integer("parallel", 2, "Runs at once.")
 flags.DEFINE_string("outdir", "benchmarks/runs", "Parent directory of the runs.")
 flags.DEFINE_multi_string("extra", [], "Extra flags passed to tfpg.train (e.g. --extra=--loss=adaptive_kl).")
+flags.DEFINE_boolean("tune", False, "Run the seeds as Ray Tune trials of tfpg.sweep.")
+flags.DEFINE_string("ray_address", None, "With --tune: the Ray cluster to run the trials on.")
 FLAGS = flags.FLAGS
+
+
+def _sweep() -> int:
+    command = [sys.executable, "-m", "tfpg.sweep", f"--algo={FLAGS.algo}", f"--envs={','.join(FLAGS.envs)}",
+               f"--seeds={','.join(FLAGS.seeds)}", f"--steps={FLAGS.steps}",
+               f"--outdir={os.path.join(FLAGS.outdir, FLAGS.algo)}", f"--extra=--num_envs={FLAGS.num_envs}",
+               *(f"--extra={flag}" for flag in FLAGS.extra)]
+    if FLAGS.ray_address:
+        command.append(f"--ray_address={FLAGS.ray_address}")
+    else:  # a local Ray instance has this machine's cores
+        command.append(f"--cpus_per_trial={max(1.0, (os.cpu_count() or 1) / FLAGS.parallel):g}")
+    return subprocess.call(command)
 
 
 def main(argv):
     del argv
+    if FLAGS.tune:
+        sys.exit(_sweep())
     environment = {**os.environ, "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
     queue = list(itertools.product(FLAGS.envs, FLAGS.seeds))
     running = []

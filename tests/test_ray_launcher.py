@@ -80,8 +80,8 @@ def test_ctrl_c_stops_the_workers_and_ray_and_leaves_no_process_behind(tmp_path)
     environment = {**os.environ, "RAY_TMPDIR": ray_temp}
     environment.pop("RAY_ADDRESS", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "tfpg.train", "--algo=ppo", "--env=Pendulum-v1", "--num_workers=2",
-         "--envs_per_worker=1", "--rollout_steps=256", "--steps=10000000", f"--logdir={logdir}", "--verbose=0"],
+        [sys.executable, "-m", "tfpg.train", "--algo=ppo", "--env=Pendulum-v1", "--num_workers=1",
+         "--envs_per_worker=2", "--rollout_steps=256", "--steps=10000000", f"--logdir={logdir}", "--verbose=0"],
         cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 240
     while not (logdir / "progress.csv").exists() and process.poll() is None and time.monotonic() < deadline:

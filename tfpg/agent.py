@@ -238,7 +238,8 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
 
     def fit(self, env: EnvLike, steps: int, num_envs: int = 1, asynchronous: bool = False,
             callbacks: Iterable[keras.callbacks.Callback] | None = None, verbose: int = 1,
-            num_workers: int = 0, envs_per_worker: int = 1, ray_address: str | None = None):
+            num_workers: int = 0, envs_per_worker: int = 1, ray_address: str | None = None,
+            vector_env: str = "gymnasium"):
         """Trains for `steps` environment steps: collect → train_on_batch → callbacks.
 
         Args:
@@ -256,6 +257,9 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             ray_address: the Ray cluster to join ("host:port" of its head, or
                 "auto"); None starts a local Ray instance on this machine's cores
                 (or joins the one RAY_ADDRESS names).
+            vector_env: what steps the copies made from an id: "gymnasium" (its
+                sync or async vector env) or "envpool" (EnvPool's C++ threads;
+                MuJoCo and Atari ids; install `tfpg[envpool]`).
 
         Returns:
             A `keras.callbacks.History` whose `history` dict has one entry per iteration.
@@ -274,7 +278,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}.")
         workers = self._workers(num_workers, envs_per_worker, ray_address, num_envs)
-        collector = self._vector_env(env, num_envs, asynchronous, workers)
+        collector = self._vector_env(env, num_envs, asynchronous, workers, vector_env)
         history = keras.callbacks.History()
         extra = [history] + ([callbacks_module.ProgressBar()] if verbose else [])
         callback_list = callbacks_module.CallbackList(

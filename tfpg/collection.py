@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfpg.config import positive_int
-from tfpg.envs import EnvLike, check_env_id, make_vector_env
+from tfpg.envs import BACKENDS, EnvLike, check_env_id, make_vector_env
 from tfpg.observations import batch_size, map_arrays
 from tfpg.returns import generalized_advantages, next_state_values
 from tfpg.rollout import Collector, Rollout, Transitions
@@ -30,7 +30,7 @@ class CollectionMixin:
     """`collect` and its helpers, mixed into `OnPolicyAgent` (which provides the models and state)."""
 
     def _vector_env(self, env: EnvLike, num_envs: int | None = None, asynchronous: bool | None = None,
-                    workers: "Workers | None | object" = ANY):
+                    workers: "Workers | None | object" = ANY, backend: str | None = None):
         """The rollout source of `env`, reused while `env` (and the copies and workers asked for) are the same.
 
         A local `Collector`, or with `workers` a `tfpg.ray_rollouts.RayRollouts`.
@@ -39,17 +39,18 @@ class CollectionMixin:
         if current is not None and self._collector_source is env \
                 and num_envs in (None, current.num_envs) \
                 and asynchronous in (None, self._collector_asynchronous) \
-                and (workers is ANY or workers == self._collector_workers):
+                and (workers is ANY or workers == self._collector_workers) \
+                and backend in (None, self._collector_backend):
             return current
-        num_envs, asynchronous = num_envs or 1, bool(asynchronous)
+        num_envs, asynchronous, backend = num_envs or 1, bool(asynchronous), backend or "gymnasium"
         workers = None if workers is ANY else workers
         seed = self.seed + 1000 * self.iterations
         skip = self.config.non_finite_env_data == "skip"
         if workers is not None:
             self.close()  # before joining Ray: a source that started Ray stops it when closed
-            source, owned = self._ray_rollouts(env, workers, asynchronous, seed, skip), True
+            source, owned = self._ray_rollouts(env, workers, asynchronous, seed, skip, backend), True
         else:
-            vector_env = make_vector_env(env, num_envs=num_envs, asynchronous=asynchronous)
+            vector_env = make_vector_env(env, num_envs=num_envs, asynchronous=asynchronous, backend=backend)
             owned = vector_env is not env
             try:
                 self.build(vector_env.single_observation_space, vector_env.single_action_space)
@@ -63,19 +64,23 @@ class CollectionMixin:
         self._collector_source = env
         self._collector_asynchronous = asynchronous
         self._collector_workers = workers
+        self._collector_backend = backend
         self._owns_env = owned
         self.reward_scaler.start_episodes(source.num_envs)
         return source
 
-    def _ray_rollouts(self, env: EnvLike, workers: Workers, asynchronous: bool, seed: int, skip: bool):
+    def _ray_rollouts(self, env: EnvLike, workers: Workers, asynchronous: bool, seed: int, skip: bool,
+                      backend: str):
         if not isinstance(env, str):
             raise ValueError(f"Distributed collection (num_workers > 0) makes the env in each worker from a "
                              f"Gymnasium id; got {type(env).__name__}. Pass the env's id (register a custom env "
                              f"under an id, e.g. 'my_package.envs:MyEnv-v0').")
         check_env_id(env)
         from tfpg.ray_rollouts import RayRollouts  # Ray is an optional dependency
+        if backend not in BACKENDS:
+            raise ValueError(f"Unknown vector env backend {backend!r}; use one of {', '.join(map(repr, BACKENDS))}.")
         source = RayRollouts(env, workers.num_workers, workers.envs_per_worker, asynchronous, seed, skip,
-                             address=workers.address)
+                             address=workers.address, backend=backend)
         try:
             self.build(*source.spaces())
             source.start_acting(self.networks, self.observation_description, self.action_description, self.config)

@@ -259,8 +259,11 @@ def _labelled_copy(env_id: str, index: int) -> gym.Env:
     return LabelledCopy(make_env(env_id), index)
 
 
+BACKENDS = ("gymnasium", "envpool")
+
+
 def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False,
-                    first_copy: int = 0) -> gym.vector.VectorEnv:
+                    first_copy: int = 0, backend: str = "gymnasium") -> gym.vector.VectorEnv:
     """Makes a same-step-autoreset vector env from an id, an `Env` or a `VectorEnv`.
 
     Args:
@@ -270,6 +273,9 @@ def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False,
         asynchronous: run copies made from an id in subprocesses.
         first_copy: the index of the first copy made from an id, in error messages
             (a worker's copies are numbered among all the run's copies).
+        backend: what steps copies made from an id: "gymnasium" (its sync or
+            async vector env) or "envpool" (EnvPool's C++ threads, for the MuJoCo
+            and Atari ids it has; see `tfpg.envpool_backend`).
 
     Returns:
         A `gymnasium.vector.VectorEnv`.
@@ -278,6 +284,16 @@ def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False,
         ValueError: on an unknown id, a bad `num_envs`, or an unsupported env.
     """
     num_envs = positive_int("num_envs", num_envs)
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown vector env backend {backend!r}; use one of {', '.join(map(repr, BACKENDS))}.")
+    if backend == "envpool":
+        if not isinstance(env, str):
+            raise ValueError(f"The envpool backend makes its envs from a Gymnasium id, got {type(env).__name__}.")
+        if asynchronous:
+            raise ValueError("EnvPool steps its copies in its own threads; drop asynchronous (--async_envs) with "
+                             "the envpool backend.")
+        from tfpg.envpool_backend import EnvPoolVectorEnv  # EnvPool is an optional dependency
+        return EnvPoolVectorEnv(env, num_envs)
     same_step = gym.vector.AutoresetMode.SAME_STEP
     if isinstance(env, str):
         check_env_id(env)

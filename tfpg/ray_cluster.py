@@ -77,6 +77,8 @@ def connect(address: str | None) -> bool:
                              f"ray_address={address!r}; pass that address or None, or call ray.shutdown() first.")
         return False
     check_reachable(address)
+    # "local" starts a new instance: with no address, Ray would join any cluster started on this machine
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
     try:
         ray.init(address=address, include_dashboard=False, logging_level="warning", log_to_driver=True)
     except ConnectionError as error:

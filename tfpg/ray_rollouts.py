@@ -44,6 +44,7 @@ class RayRollouts:
         cpus_per_worker: CPUs each worker reserves in the cluster.
         max_restarts: workers started in place of dead ones within one batch, per worker.
         start_timeout: seconds a worker may take to start.
+        backend: each worker's vector env backend (see `tfpg.envs.make_vector_env`).
 
     Attributes:
         timing: seconds of the last batch's parts: `broadcast_seconds` (weights into the object store),
@@ -58,12 +59,13 @@ class RayRollouts:
 
     def __init__(self, env_id: str, num_workers: int, envs_per_worker: int, asynchronous: bool, seed: int,
                  skip_non_finite: bool, address: str | None = None, cpus_per_worker: float = 1.0,
-                 max_restarts: int = 2, start_timeout: float = 120.0):
+                 max_restarts: int = 2, start_timeout: float = 120.0, backend: str = "gymnasium"):
         self._ray = import_ray()
         self.env_id = env_id
         self.num_workers, self.envs_per_worker = num_workers, envs_per_worker
         self.num_envs = num_workers * envs_per_worker
         self.asynchronous = asynchronous
+        self.backend = backend
         self.seed = seed
         self.skip_non_finite = skip_non_finite
         self.max_restarts = max_restarts
@@ -91,7 +93,7 @@ class RayRollouts:
 
     def _start(self, index: int, seed: int):
         worker = self._actor_class.remote(self.env_id, self.envs_per_worker, self.asynchronous,
-                                          index * self.envs_per_worker, seed, self.skip_non_finite)
+                                          index * self.envs_per_worker, seed, self.skip_non_finite, self.backend)
         ready, _ = self._ray.wait([worker.where.remote()], timeout=self.start_timeout)
         if not ready:
             self._ray.kill(worker)

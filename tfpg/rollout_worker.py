@@ -32,11 +32,12 @@ class RolloutWorker:
         first_copy: the global index of the first copy (worker k of M copies each: k × M).
         seed: seeds the first reset; copy i of the worker is reset with `seed + i`.
         skip_non_finite: skip non-finite env steps instead of raising (`non_finite_env_data="skip"`).
+        backend: the vector env backend (see `tfpg.envs.make_vector_env`).
     """
 
     def __init__(self, env_id: str, num_envs: int, asynchronous: bool, first_copy: int, seed: int,
-                 skip_non_finite: bool):
-        self.env = make_vector_env(env_id, num_envs, asynchronous, first_copy=first_copy)
+                 skip_non_finite: bool, backend: str = "gymnasium"):
+        self.env = make_vector_env(env_id, num_envs, asynchronous, first_copy=first_copy, backend=backend)
         self.first_copy = first_copy
         self.seed = seed
         self.skip_non_finite = skip_non_finite

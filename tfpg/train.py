@@ -25,6 +25,7 @@ from absl import logging as absl_logging
 import tfpg
 from tfpg import callbacks as tfpg_callbacks
 from tfpg.checkpoint import load, resolve
+from tfpg.envpool_backend import envpool_id
 from tfpg.envs import check_env_id, make_env
 from tfpg.errors import EnvError, NonFiniteError
 from tfpg.flags import define_hyperparameter_flags, hyperparameters_from_flags
@@ -40,6 +41,8 @@ flags.DEFINE_integer("steps", 200_000, "Total environment steps of the run (a re
 flags.DEFINE_integer("seed", 0, "Seed of TensorFlow, the envs and action sampling.", lower_bound=0)
 flags.DEFINE_integer("num_envs", 8, "Parallel env copies.", lower_bound=1)
 flags.DEFINE_boolean("async_envs", False, "Step the env copies in subprocesses.")
+flags.DEFINE_enum("vector_env", "gymnasium", ["gymnasium", "envpool"], "What steps the env copies: Gymnasium's vector "
+                  "env, or EnvPool's C++ threads (MuJoCo and Atari ids; needs tfpg[envpool]).")
 flags.DEFINE_integer("num_workers", 0, "Ray workers collecting experience (0: collect in this process); needs "
                      "tfpg[ray].", lower_bound=0)
 flags.DEFINE_integer("envs_per_worker", 8, "Env copies of each Ray worker (with --num_workers).", lower_bound=1)
@@ -107,8 +110,16 @@ def _prepare_agent(checkpoints: str):
         raise app.UsageError(str(error)) from None
 
 
-def _check_cluster() -> None:
-    """Ray is installed and the cluster answers, if the run collects with workers."""
+def _check_collection() -> None:
+    """The vector env backend has the env; Ray is installed and the cluster answers if the run uses workers."""
+    if FLAGS.vector_env == "envpool":
+        if FLAGS.async_envs:
+            raise app.UsageError("EnvPool steps its copies in its own threads; drop --async_envs with "
+                                 "--vector_env=envpool.")
+        try:
+            envpool_id(FLAGS.env)
+        except ValueError as error:
+            raise app.UsageError(str(error)) from None
     if FLAGS.num_workers == 0:
         if FLAGS["envs_per_worker"].present or FLAGS.ray_address is not None:
             raise app.UsageError("--envs_per_worker and --ray_address apply to Ray workers; add --num_workers.")
@@ -179,7 +190,7 @@ def main(argv):
     # read, since its writer may be rotating checkpoints.
     lock = _lock_logdir(logdir) if os.path.isdir(logdir) else None
     agent = _prepare_agent(checkpoints)
-    _check_cluster()
+    _check_collection()
     os.makedirs(logdir, exist_ok=True)
     lock = lock or _lock_logdir(logdir)
     csv_path = os.path.join(logdir, "progress.csv")
@@ -199,7 +210,7 @@ def main(argv):
             agent.fit(FLAGS.env, remaining, num_envs=1 if distributed else FLAGS.num_envs,
                       asynchronous=FLAGS.async_envs, callbacks=callbacks, verbose=FLAGS.verbose,
                       num_workers=FLAGS.num_workers, envs_per_worker=FLAGS.envs_per_worker if distributed else 1,
-                      ray_address=FLAGS.ray_address)
+                      ray_address=FLAGS.ray_address, vector_env=FLAGS.vector_env)
     except KeyboardInterrupt:
         agent.close()
         print(f"\nAborted by a second signal; the newest checkpoint in {checkpoints} is kept. "

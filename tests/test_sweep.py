@@ -1,0 +1,71 @@
+"""`python -m tfpg.sweep`: seeds × a grid as Ray Tune trials, each a tfpg run directory, and its summary."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfpg.sweep import Trial, launcher_command, parse_grid, trials
+
+pytest.importorskip("ray.tune")
+pytestmark = pytest.mark.ray
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_grid_values_are_typed_and_checked_against_the_algorithm():
+    grid = parse_grid(["learning_rate=1e-4,3e-4", "hidden_sizes=64x64,32", "normalize_advantages=true,false"], "a2c")
+    assert grid == {"learning_rate": [1e-4, 3e-4], "hidden_sizes": [(64, 64), (32,)],
+                    "normalize_advantages": [True, False]}
+    for entries, message in [(["clip_ratio=0.1"], "not a hyperparameter of a2c"),
+                             (["learning_rate"], "must be name=value1,value2"),
+                             (["learning_rate=fast"], "is not a float"),
+                             (["learning_rate=-1"], "Invalid hyperparameter learning_rate=-1.0"),
+                             (["gamma=0.9", "gamma=0.99"], "twice")]:
+        with pytest.raises(ValueError, match=message):
+            parse_grid(entries, "a2c")
+    planned = trials(["CartPole-v1", "ALE/Pong-v5"], {"gamma": [0.9, 0.99]}, [0, 1])
+    assert len(planned) == 8 and planned[0] == Trial("CartPole-v1", (("gamma", 0.9),), 0)
+    assert planned[-1].logdir("/s") == "/s/ALE_Pong-v5/gamma=0.99/seed1"
+
+
+def test_a_trial_with_checkpoints_resumes_with_the_settings_of_its_run(tmp_path):
+    trial = Trial("CartPole-v1", (("learning_rate", 1e-3), ("hidden_sizes", (8, 8))), 3)
+    logdir = str(tmp_path / "run")
+    fresh = launcher_command(trial, "a2c", 500, logdir, ["--num_envs=2"])
+    assert fresh[-4:] == ["--seed=3", "--learning_rate=0.001", "--hidden_sizes=8,8", "--num_envs=2"]
+    os.makedirs(os.path.join(logdir, "checkpoints"))
+    open(os.path.join(logdir, "checkpoints", "checkpoint"), "w").close()
+    resumed = launcher_command(trial, "a2c", 500, logdir, ["--num_envs=2"])
+    assert resumed[-1] == "--resume" and not any(part.startswith("--learning_rate") for part in resumed)
+
+
+def test_a_sweep_runs_every_trial_summarises_them_and_skips_finished_ones_when_run_again(tmp_path):
+    outdir = tmp_path / "sweep"
+    command = [sys.executable, "-m", "tfpg.sweep", "--algo=a2c", "--envs=CartPole-v1", "--seeds=0,1",
+               "--steps=800", "--grid=learning_rate=7e-4,2e-3", f"--outdir={outdir}", "--extra=--num_envs=2",
+               "--extra=--eval_episodes=2"]
+    first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    finals = {}
+    for rate in ("0.0007", "0.002"):
+        for seed in (0, 1):
+            run = outdir / "CartPole-v1" / f"learning_rate={rate}" / f"seed{seed}"
+            with open(run / "evaluation.json") as file:
+                finals.setdefault(rate, []).append(json.load(file)["mean_return"])
+            assert (run / "policy" / "saved_model.pb").exists() and (run / "checkpoints").is_dir()
+    summary = (outdir / "summary.md").read_text()
+    for rate, values in finals.items():
+        row = next(line for line in summary.splitlines() if line.startswith(f"| learning_rate={rate} |"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[1] == "2/2"
+        assert float(cells[2]) == pytest.approx(np.mean(values), abs=0.5)
+        assert float(cells[3]) == pytest.approx(np.median(values), abs=0.5)
+        assert float(cells[4]) == pytest.approx(np.std(values), abs=0.5)
+    assert (outdir / "curves.png").stat().st_size > 10_000
+    stamps = {path: path.stat().st_mtime for path in outdir.glob("CartPole-v1/*/seed*/evaluation.json")}
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {path: path.stat().st_mtime for path in stamps} == stamps  # nothing was trained again
