@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tfpg.sweep import Trial, launcher_command, parse_grid, trials
+from tfpg.sweep_plan import Trial, launcher_command, parse_grid, parse_search, trials
 
 pytest.importorskip("ray.tune")
 pytestmark = pytest.mark.ray
@@ -69,3 +69,31 @@ def test_a_sweep_runs_every_trial_summarises_them_and_skips_finished_ones_when_r
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {path: path.stat().st_mtime for path in stamps} == stamps  # nothing was trained again
+
+
+def test_search_values_are_typed_and_checked():
+    space = parse_search(["learning_rate=loguniform:1e-5:1e-3", "epochs=int:2:6", "activation=choice:tanh,relu"], "ppo")
+    assert space == {"learning_rate": ("loguniform", [1e-5, 1e-3]), "epochs": ("int", [2, 6]),
+                     "activation": ("choice", ["tanh", "relu"])}
+    for entries, message in [(["learning_rate=normal:0:1"], "the kind must be one of"),
+                             (["learning_rate=uniform:1e-3"], "takes low:high"),
+                             (["learning_rate=uniform:1e-3:1e-4"], "needs low < high"),
+                             (["activation=choice:tanh,swish"], "Invalid hyperparameter activation='swish'"),
+                             (["beta=uniform:0:1"], "not a hyperparameter of ppo")]:
+        with pytest.raises(ValueError, match=message):
+            parse_search(entries, "ppo")
+
+
+def test_an_optuna_search_runs_each_sampled_configuration_in_its_own_run_directories(tmp_path):
+    outdir = tmp_path / "search"
+    command = [sys.executable, "-m", "tfpg.sweep", "--algo=a2c", "--envs=CartPole-v1", "--seeds=0", "--steps=400",
+               "--search=learning_rate=loguniform:1e-4:1e-2", "--search_trials=2", f"--outdir={outdir}",
+               "--extra=--num_envs=2", "--extra=--eval_episodes=2"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    runs = sorted((outdir / "CartPole-v1").glob("learning_rate=*/seed0"))
+    assert len(runs) == 2 and all((run / "evaluation.json").exists() for run in runs)
+    rates = [float(run.parent.name.split("=")[1]) for run in runs]
+    assert all(1e-4 <= rate <= 1e-2 for rate in rates) and rates[0] != rates[1]
+    summary = (outdir / "summary.md").read_text()
+    assert all(f"| {run.parent.name} | 1/1 |" in summary for run in runs)

@@ -14,6 +14,11 @@ from their checkpoints (each directory also resumes by hand with `tfpg.train
 configuration (mean, median and std over seeds) and `<outdir>/curves.png` the
 learning curves (mean and min-max over seeds), one panel per env.
 
+With `--search` instead of `--grid`, Optuna samples `--search_trials`
+configurations of one env (e.g. `--search=learning_rate=loguniform:1e-5:1e-3`);
+each trial runs its configuration for every seed, one run directory each, and
+reports the mean final return, which Optuna maximises (needs `pip install "tfpg[ray]"`, which includes it).
+
 Trials collect in their own process (one CPU each by default) on the Ray cluster
 of `--ray_address` (unset: a local Ray instance on this machine's cores). Needs
 `pip install "tfpg[ray]"`.
@@ -21,8 +26,7 @@ of `--ray_address` (unset: a local Ray instance on this machine's cores). Needs
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
+import importlib.util
 import os
 import sys
 
@@ -32,7 +36,8 @@ from tfpg import ALGORITHMS
 from tfpg.envs import check_env_id
 from tfpg.ray_cluster import connect, import_ray
 from tfpg.run_summary import markdown_table, plot_curves, read_run
-from tfpg.sweep_trial import tfpg_trial
+from tfpg.sweep_plan import SEARCH_KINDS, Trial, launcher_command, parse_grid, parse_search, trials
+from tfpg.sweep_trial import search_trial, tfpg_trial
 
 flags.DEFINE_enum("algo", "ppo", sorted(ALGORITHMS), "Algorithm.")
 flags.DEFINE_list("envs", ["Hopper-v5"], "Gymnasium ids.")
@@ -44,94 +49,42 @@ flags.DEFINE_string("outdir", None, "Directory of the sweep's runs and summary."
 flags.DEFINE_multi_string("extra", [], "Further tfpg.train flags for every trial, e.g. --extra=--num_envs=1.")
 flags.DEFINE_float("cpus_per_trial", 1.0, "CPUs each trial reserves.", lower_bound=0.01)
 flags.DEFINE_string("ray_address", None, "Ray cluster to join (host:port or 'auto'); unset: a local instance.")
+flags.DEFINE_multi_string("search", [], "Instead of --grid: a hyperparameter to search with Optuna, as name=kind:args, "
+                          f"kind one of {', '.join(SEARCH_KINDS)} (learning_rate=loguniform:1e-5:1e-3, "
+                          "epochs=int:3:10, activation=choice:tanh,relu); repeat for more.")
+flags.DEFINE_integer("search_trials", 20, "With --search: configurations Optuna samples (each run for every seed).",
+                     lower_bound=1)
+flags.DEFINE_integer("search_seed", 0, "With --search: seed of Optuna's sampler (the same seed samples the same "
+                     "configurations, so a rerun continues).", lower_bound=0)
 flags.mark_flag_as_required("outdir")
 FLAGS = flags.FLAGS
 
-@dataclasses.dataclass(frozen=True)
-class Trial:
-    """One run of the sweep: an env, a configuration (hyperparameter name → value) and a seed."""
-
-    env: str
-    configuration: tuple
-    seed: int
-
-    @property
-    def configuration_name(self) -> str:
-        """`name=value,...` of the grid values, or "defaults"."""
-        return ",".join(f"{name}={_format(value)}" for name, value in self.configuration) or "defaults"
-
-    def logdir(self, outdir: str) -> str:
-        """`<outdir>/<env>/<configuration>/seed<k>`, or `<outdir>/<env>/seed<k>` without a grid (the env id's
-        slashes become underscores)."""
-        configuration = [self.configuration_name] if self.configuration else []
-        return os.path.join(outdir, self.env.replace("/", "_").replace(":", "_"), *configuration, f"seed{self.seed}")
+def _search_space(tune, space: dict) -> dict:
+    makers = {"uniform": tune.uniform, "loguniform": tune.loguniform, "int": lambda low, high: tune.randint(low, high + 1),
+              "choice": lambda *values: tune.choice(list(values))}
+    return {name: makers[kind](*values) for name, (kind, values) in space.items()}
 
 
-def _format(value) -> str:
-    return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
+def _tuner(tune, outdir: str, seeds: list[int], grid: dict, space: dict):
+    """The Tune run and the trials it will make (None for a search: those are sampled)."""
+    run_config = tune.RunConfig(name="tune", storage_path=os.path.join(outdir, "_tune"), verbose=1)
+    resources = {"cpu": FLAGS.cpus_per_trial}
+    if space:
+        from ray.tune.search.optuna import OptunaSearch
 
-
-def parse_grid(entries: list[str], algorithm: str) -> dict[str, list]:
-    """Grid entries `name=v1,v2` as typed values, checked against the algorithm's hyperparameters.
-
-    Raises:
-        ValueError: an entry is malformed, names no hyperparameter of the algorithm, or a value is invalid.
-    """
-    config_class = ALGORITHMS[algorithm].config_class
-    fields = {field.name: field for field in dataclasses.fields(config_class)}
-    grid = {}
-    for entry in entries:
-        name, separator, values = entry.partition("=")
-        if not separator or not values:
-            raise ValueError(f"--grid={entry!r} must be name=value1,value2,...")
-        if name not in fields:
-            raise ValueError(f"--grid names {name!r}, which is not a hyperparameter of {algorithm}; its "
-                             f"hyperparameters are: {', '.join(sorted(fields))}.")
-        if name in grid:
-            raise ValueError(f"--grid gives {name!r} twice; list all its values in one entry.")
-        grid[name] = [_parse_value(fields[name], text, name) for text in values.split(",")]
-        for value in grid[name]:
-            config_class.from_kwargs(**{name: value})  # the config's own range checks
-    return grid
-
-
-def _parse_value(field: dataclasses.Field, text: str, name: str):
-    default = field.default
-    try:
-        if isinstance(default, bool):
-            if text.lower() not in ("true", "false"):
-                raise ValueError
-            return text.lower() == "true"
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float):
-            return float(text)
-        if isinstance(default, tuple):
-            return tuple(int(part) for part in text.split("x")) if text else ()
-    except ValueError:
-        raise ValueError(f"--grid value {text!r} of {name} is not a {type(default).__name__}"
-                         f"{' (integers joined by x, e.g. 64x64)' if isinstance(default, tuple) else ''}.") from None
-    return text
-
-
-def trials(envs: list[str], grid: dict[str, list], seeds: list[int]) -> list[Trial]:
-    """Every combination of env, grid values and seed, in that order of nesting."""
-    names = list(grid)
-    combinations = list(itertools.product(*(grid[name] for name in names)))
-    return [Trial(env, tuple(zip(names, values)), seed)
-            for env in envs for values in combinations for seed in seeds]
-
-
-def launcher_command(trial: Trial, algorithm: str, steps: int, logdir: str, extra: list[str]) -> list[str]:
-    """The `tfpg.train` command of a trial: a new run, or `--resume` if its directory holds checkpoints."""
-    command = [sys.executable, "-m", "tfpg.train", f"--algo={algorithm}", f"--env={trial.env}",
-               f"--steps={steps}", f"--logdir={logdir}", "--verbose=0"]
-    checkpoints = os.path.join(logdir, "checkpoints")
-    if os.path.isdir(checkpoints) and os.listdir(checkpoints):
-        return command + ["--resume"]
-    hyperparameters = [f"--{name}={','.join(map(str, value)) if isinstance(value, tuple) else value}"
-                       for name, value in trial.configuration]
-    return command + [f"--seed={trial.seed}", *hyperparameters, *extra]
+        context = {"env": FLAGS.envs[0], "seeds": seeds, "algo": FLAGS.algo, "steps": FLAGS.steps,
+                   "outdir": outdir, "extra": FLAGS.extra, "cwd": os.getcwd()}
+        searcher = OptunaSearch(metric="eval_mean_return", mode="max", seed=FLAGS.search_seed)
+        trainable = tune.with_resources(tune.with_parameters(search_trial, context=context), resources)
+        return tune.Tuner(trainable, param_space=_search_space(tune, space), run_config=run_config,
+                          tune_config=tune.TuneConfig(search_alg=searcher, num_samples=FLAGS.search_trials)), None
+    planned = trials(FLAGS.envs, grid, seeds)
+    plans = {os.path.relpath(trial.logdir(outdir), outdir): {
+        "logdir": trial.logdir(outdir), "cwd": os.getcwd(),
+        "command": launcher_command(trial, FLAGS.algo, FLAGS.steps, trial.logdir(outdir), FLAGS.extra)}
+        for trial in planned}
+    trainable = tune.with_resources(tune.with_parameters(tfpg_trial, plans=plans), resources)
+    return tune.Tuner(trainable, param_space={"run": tune.grid_search(list(plans))}, run_config=run_config), planned
 
 
 def main(argv):
@@ -144,29 +97,31 @@ def main(argv):
         if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
             raise ValueError(f"--seeds must be distinct non-negative integers, got {FLAGS.seeds}.")
         grid = parse_grid(FLAGS.grid, FLAGS.algo)
+        space = parse_search(FLAGS.search, FLAGS.algo)
+        if space and (grid or len(FLAGS.envs) > 1):
+            raise ValueError("--search optimises one env's mean final return over the seeds; give one --envs and "
+                             "no --grid with it.")
         import_ray()
         from ray import tune
+        if space and importlib.util.find_spec("optuna") is None:
+            raise ImportError("No module named 'optuna'")
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    except ImportError:
-        raise app.UsageError("tfpg.sweep needs Ray Tune: pip install 'tfpg[ray]'.") from None
+    except ImportError as error:
+        raise app.UsageError(f"tfpg.sweep needs Ray Tune{' and Optuna' if FLAGS.search else ''} ({error}): "
+                             f"pip install 'tfpg[ray]'.") from None
     outdir = os.path.abspath(FLAGS.outdir)
-    planned = trials(FLAGS.envs, grid, seeds)
     try:
         connect(FLAGS.ray_address)
     except (ConnectionError, ValueError) as error:
         raise app.UsageError(str(error)) from None
     os.makedirs(outdir, exist_ok=True)
-    plans = {os.path.relpath(trial.logdir(outdir), outdir): {
-        "logdir": trial.logdir(outdir), "cwd": os.getcwd(),
-        "command": launcher_command(trial, FLAGS.algo, FLAGS.steps, trial.logdir(outdir), FLAGS.extra)}
-        for trial in planned}
-    trainable = tune.with_resources(tune.with_parameters(tfpg_trial, plans=plans), {"cpu": FLAGS.cpus_per_trial})
-    tuner = tune.Tuner(trainable, param_space={"run": tune.grid_search(list(plans))},
-                       run_config=tune.RunConfig(name="tune", storage_path=os.path.join(outdir, "_tune"),
-                                                 verbose=1))
+    tuner, planned = _tuner(tune, outdir, seeds, grid, space)
     results = tuner.fit()
     failed = [result for result in results if result.error is not None]
+    if planned is None:  # the sampled configurations, each for every seed
+        planned = [Trial(FLAGS.envs[0], tuple(sorted(result.config.items())), seed)
+                   for result in results for seed in seeds]
     panels = {}
     for trial in planned:
         panels.setdefault(trial.env, {}).setdefault(trial.configuration_name, []).append(read_run(trial.logdir(outdir)))
@@ -178,7 +133,7 @@ def main(argv):
     print(summary)
     print(f"Summary: {os.path.join(outdir, 'summary.md')}\nCurves:  {os.path.join(outdir, 'curves.png')}")
     if failed:
-        print(f"{len(failed)} of {len(planned)} trials failed; their logs are next to their run directories "
+        print(f"{len(failed)} of {len(results)} trials failed; their logs are next to their run directories "
               f"(<run>.log). Run the same command again to retry them.", file=sys.stderr)
         sys.exit(1)
 
