@@ -88,8 +88,11 @@ def test_a_run_resumes_with_another_worker_count(cluster, tmp_path):
     resumed = tfpg.load(str(tmp_path))
     resumed.fit("Pendulum-v1", steps=192, num_workers=1, envs_per_worker=3, ray_address=cluster.address, verbose=0)
     assert resumed.total_steps == 128 + 192 and resumed.iterations == 2  # batches of 2 × 64, then 3 × 64
+    worker = resumed._collector.where[0]["pid"]
+    resumed.fit("Pendulum-v1", steps=192, num_workers=1, envs_per_worker=3, ray_address=cluster.address, verbose=0)
+    assert resumed._collector.where[0]["pid"] == worker  # the same workers go on collecting
     resumed.save(str(tmp_path))
     again = tfpg.load(str(tmp_path))
     again.fit("Pendulum-v1", steps=128, num_envs=2, verbose=0)  # and locally again
-    assert again.total_steps == 448 and again.iterations == 3
+    assert again.total_steps == 640 and again.iterations == 4
     resumed.close()

@@ -45,12 +45,12 @@ def test_a_trial_with_checkpoints_resumes_with_the_settings_of_its_run(tmp_path)
 def test_a_sweep_runs_every_trial_summarises_them_and_skips_finished_ones_when_run_again(tmp_path):
     outdir = tmp_path / "sweep"
     command = [sys.executable, "-m", "tfpg.sweep", "--algo=a2c", "--envs=CartPole-v1", "--seeds=0,1",
-               "--steps=800", "--grid=learning_rate=7e-4,2e-3", f"--outdir={outdir}", "--extra=--num_envs=2",
+               "--steps=800", "--grid=learning_rate=2e-3", f"--outdir={outdir}", "--extra=--num_envs=2",
                "--extra=--eval_episodes=2"]
     first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     finals = {}
-    for rate in ("0.0007", "0.002"):
+    for rate in ("0.002",):
         for seed in (0, 1):
             run = outdir / "CartPole-v1" / f"learning_rate={rate}" / f"seed{seed}"
             with open(run / "evaluation.json") as file:

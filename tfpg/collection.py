@@ -36,10 +36,8 @@ class CollectionMixin:
         A local `Collector`, or with `workers` a `tfpg.ray_rollouts.RayRollouts`.
         """
         current = self._collector
-        if current is not None and self._collector_source is env \
-                and num_envs in (None, current.num_envs) \
+        if current is not None and self._collector_source is env and self._same_copies(num_envs, workers) \
                 and asynchronous in (None, self._collector_asynchronous) \
-                and (workers is ANY or workers == self._collector_workers) \
                 and backend in (None, self._collector_backend):
             return current
         num_envs, asynchronous, backend = num_envs or 1, bool(asynchronous), backend or "gymnasium"
@@ -68,6 +66,12 @@ class CollectionMixin:
         self._owns_env = owned
         self.reward_scaler.start_episodes(source.num_envs)
         return source
+
+    def _same_copies(self, num_envs: int | None, workers) -> bool:
+        """Whether the current source has the copies asked for (with workers, they are the workers' own)."""
+        if workers is not ANY and workers != self._collector_workers:
+            return False
+        return self._collector_workers is not None or num_envs in (None, self._collector.num_envs)
 
     def _ray_rollouts(self, env: EnvLike, workers: Workers, asynchronous: bool, seed: int, skip: bool,
                       backend: str):
