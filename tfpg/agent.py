@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfpg import callbacks as callbacks_module
-from tfpg.acting import ActingPolicy
 from tfpg import checkpoint as checkpoint_module
+from tfpg.acting import ActingPolicy
 from tfpg.collection import CollectionMixin, Workers
 from tfpg.config import AgentConfig, positive_int
 from tfpg.envs import ActionAdapter, EnvLike, describe_action_space, describe_observation_space, \
