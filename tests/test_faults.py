@@ -5,7 +5,7 @@ import os
 import pytest
 
 import tfpg
-from tests.fault_envs import KILLED, RAISING
+from tests.fault_envs import ALWAYS_KILLED, KILLED, RAISING
 from tests.helpers import run
 
 
@@ -27,6 +27,16 @@ def test_a_dead_worker_process_ends_fit_naming_the_copy_and_the_signal(tmp_path)
     with pytest.raises(tfpg.EnvError, match="worker process of env copy 1 died \\(killed by signal SIGKILL\\)"):
         agent.fit(KILLED, steps=100, num_envs=2, asynchronous=True, callbacks=[checkpoint], verbose=0)
     assert tfpg.load(str(tmp_path)).total_steps == 16
+
+
+def test_when_every_worker_process_dies_closing_the_env_does_not_hide_the_error_or_skip_the_checkpoint(tmp_path):
+    # With no live worker left, Gymnasium's close first waits for the failed step's answers and raises
+    # EOFError; that must neither replace the EnvError nor prevent the final checkpoint.
+    agent = tfpg.A2C(seed=0, rollout_steps=4)
+    checkpoint = tfpg.callbacks.Checkpoint(str(tmp_path), every=None)
+    with pytest.raises(tfpg.EnvError, match="env copy 0 died .*env copy 1 died"):
+        agent.fit(ALWAYS_KILLED, steps=100, num_envs=2, asynchronous=True, callbacks=[checkpoint], verbose=0)
+    assert tfpg.load(str(tmp_path)).total_steps == agent.total_steps == 16
 
 
 def test_the_launcher_reports_a_failed_env_and_keeps_a_final_checkpoint(tmp_path):

@@ -298,8 +298,10 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             try:
                 rollout = self.collect(env, batch_steps)
             except EnvError:
-                self.close()
-                callback_list.on_train_end(logs)  # a Checkpoint callback writes the final checkpoint here
+                try:
+                    self.close()
+                finally:
+                    callback_list.on_train_end(logs)  # a Checkpoint callback writes the final checkpoint here
                 raise
             collected = time.perf_counter()
             logs = self.train_on_batch(rollout)

@@ -313,12 +313,19 @@ class Collector:
     def close(self) -> None:
         """Closes the env; after a failure, the worker processes of an async env are terminated.
 
-        (An orderly shutdown would wait for the answers of a step that failed.)
+        (An orderly shutdown would wait for the answers of a step that failed.) Closing an env that
+        failed never raises: the failure was reported already, and an error here would replace it.
         """
-        if self.failed and isinstance(self.env, gym.vector.AsyncVectorEnv):
-            self.env.close(terminate=True)
-        else:
+        if not self.failed:
             self.env.close()
+            return
+        try:
+            self.env.close(terminate=True) if isinstance(self.env, gym.vector.AsyncVectorEnv) else self.env.close()
+        except Exception:  # e.g. EOFError: Gymnasium first waits for the failed step's answers on dead pipes
+            for process in getattr(self.env, "processes", []):
+                if process.is_alive():
+                    process.kill()
+            self.env.closed = True  # (so that its finaliser does not try again)
 
 
 def _describe_exit(code: int) -> str:
