@@ -126,8 +126,11 @@ def test_export_works_with_saved_model_cli_and_replaces_atomically(tmp_path):
     assert "actions" in result.stdout
     agent.export(path)  # re-export over an existing policy
     assert sorted(os.listdir(tmp_path)) == ["obs.npy", "policy"]
+    (tmp_path / "empty").mkdir()
+    agent.export(str(tmp_path / "empty"))  # an empty folder holds nothing to lose
     (tmp_path / "notes").mkdir()
-    with pytest.raises(ValueError, match="not a SavedModel"):
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="holds files tfpg did not write: todo.txt"):
         agent.export(str(tmp_path / "notes"))
 
 
@@ -141,3 +144,36 @@ def test_save_refuses_a_directory_holding_another_run_of_the_same_algorithm(tmp_
     with pytest.raises(ValueError, match="holds checkpoints of another run"):
         other.save(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def _exported_steps(path):
+    with open(os.path.join(path, "assets.extra", "tfpg.json")) as file:
+        return json.load(file)["total_steps"]
+
+
+def test_export_never_deletes_what_it_did_not_write(tmp_path):
+    agent = tfpg.A2C(seed=0, rollout_steps=8)
+    agent.fit("CartPole-v1", steps=16, verbose=0)
+    folder = str(tmp_path / "policy")
+    agent.export(folder)
+    with open(os.path.join(folder, "NOTES.txt"), "w") as file:
+        file.write("the user's own notes")
+    agent.fit("CartPole-v1", steps=16, verbose=0)
+    with pytest.raises(ValueError, match=r"holds files tfpg did not write: NOTES\.txt.*overwrite=True"):
+        agent.export(folder)
+    assert _exported_steps(folder) == 16 and open(os.path.join(folder, "NOTES.txt")).read() == "the user's own notes"
+    agent.export(folder, overwrite=True)  # replaces the SavedModel's entries only
+    assert _exported_steps(folder) == 32 and open(os.path.join(folder, "NOTES.txt")).read() == "the user's own notes"
+    assert tf.saved_model.load(folder).signatures["serving_default"] is not None
+    assert sorted(os.listdir(tmp_path)) == ["policy"]  # no staging or retired folders left behind
+
+    foreign = str(tmp_path / "foreign")
+    tf.saved_model.save(tf.Module(), foreign)  # somebody else's SavedModel
+    with pytest.raises(ValueError, match=r"saved_model\.pb \(of a SavedModel tfpg did not write\)"):
+        agent.export(foreign)
+    assert not os.path.exists(os.path.join(foreign, "assets.extra"))
+    agent.export(foreign, overwrite=True)
+    assert _exported_steps(foreign) == 32
+    open(str(tmp_path / "a_file"), "w").close()
+    with pytest.raises(ValueError, match="is a file"):
+        agent.export(str(tmp_path / "a_file"))

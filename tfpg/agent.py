@@ -363,10 +363,13 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         """Restores this agent from a checkpoint directory or prefix written by `save`."""
         checkpoint_module.restore(self, path)
 
-    def export(self, path: str) -> str:
-        """Writes a standalone SavedModel policy (see `tfpg.export`). Returns `path`."""
+    def export(self, path: str, overwrite: bool = False) -> str:
+        """Writes a standalone SavedModel policy (see `tfpg.export.export_policy`). Returns `path`.
+
+        A folder holding files tfpg did not write is refused unless `overwrite`, which replaces only
+        the SavedModel's entries there."""
         from tfpg.export import export_policy
-        return export_policy(self, path)
+        return export_policy(self, path, overwrite)
 
     def close(self) -> None:
         """Closes an env this agent created."""

@@ -180,27 +180,51 @@ class PolicyModule(tf.Module):
         self.value = value_fn
 
 
-def export_policy(agent, path: str) -> str:
-    """Writes `agent`'s policy as a SavedModel at `path`, replacing an older export atomically.
+SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra"})
+
+
+def _foreign_entries(path: str) -> list[str]:
+    """What in an existing export folder tfpg did not write: entries other than a SavedModel's, or a
+    SavedModel without tfpg's metadata. Empty for a missing or empty folder or an earlier tfpg export."""
+    entries = sorted(os.listdir(path))
+    foreign = [entry for entry in entries if entry not in SAVED_MODEL_ENTRIES]
+    if entries and not os.path.exists(os.path.join(path, "assets.extra", "tfpg.json")):
+        foreign += [f"{entry} (of a SavedModel tfpg did not write)" for entry in entries if entry in SAVED_MODEL_ENTRIES]
+    return foreign
+
+
+def export_policy(agent, path: str, overwrite: bool = False) -> str:
+    """Writes `agent`'s policy as a SavedModel at `path`, replacing an older tfpg export atomically.
 
     The SavedModel is first written next to `path` and moved into place only
     once complete, so an error or interrupt never leaves a half-written policy
-    (an existing export at `path` stays until the new one is ready).
+    (an existing export at `path` stays until the new one is ready). A folder
+    holding anything tfpg did not write is refused unless `overwrite`, and then
+    only the SavedModel's own entries are replaced; other files are kept.
 
     Args:
         agent: a built agent.
         path: the SavedModel directory.
+        overwrite: replace the SavedModel entries of a folder that holds other files or a foreign
+            SavedModel.
 
     Returns:
         `path`.
+
+    Raises:
+        ValueError: the agent is not built, or `path` holds files tfpg did not write (without `overwrite`).
     """
     if not agent.built:
         raise ValueError("Nothing to export: the agent is not built yet (fit, collect or build it first).")
     path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"Export path {path!r} is a file; choose a directory path.")
+    foreign = _foreign_entries(path) if os.path.isdir(path) else []
+    if foreign and not overwrite:
         raise ValueError(
-            f"Export path {path!r} exists and is not a SavedModel; refusing to replace it. "
-            f"Choose a new path or remove it."
+            f"Export path {path!r} holds files tfpg did not write: {', '.join(foreign)}. Refusing to replace "
+            f"them; choose a new path, or pass overwrite=True to replace only the SavedModel's entries there "
+            f"(other files are kept)."
         )
     staging = f"{path}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -216,7 +240,9 @@ def export_policy(agent, path: str) -> str:
         os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
         with open(os.path.join(staging, "assets.extra", "tfpg.json"), "w") as file:
             json.dump({**json.loads(agent._metadata_json()), "total_steps": agent.total_steps}, file)
-        if os.path.exists(path):
+        if foreign:
+            _replace_entries(staging, path)
+        elif os.path.exists(path):
             retired = f"{path}.old-{os.getpid()}"
             os.replace(path, retired)
             try:
@@ -230,3 +256,30 @@ def export_policy(agent, path: str) -> str:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _replace_entries(staging: str, path: str) -> None:
+    """Moves the SavedModel entries of `staging` into `path`, retiring `path`'s own; other files stay.
+
+    On an error the retired entries are put back."""
+    retired = f"{path}.old-{os.getpid()}"
+    os.makedirs(retired, exist_ok=True)
+    moved_out, moved_in = [], []
+    try:
+        for entry in sorted(SAVED_MODEL_ENTRIES):
+            if os.path.exists(os.path.join(path, entry)):
+                os.replace(os.path.join(path, entry), os.path.join(retired, entry))
+                moved_out.append(entry)
+        for entry in sorted(os.listdir(staging)):
+            os.replace(os.path.join(staging, entry), os.path.join(path, entry))
+            moved_in.append(entry)
+    except BaseException:
+        for entry in moved_in:
+            shutil.rmtree(os.path.join(path, entry), ignore_errors=True)
+            if os.path.isfile(os.path.join(path, entry)):
+                os.remove(os.path.join(path, entry))
+        for entry in moved_out:
+            os.replace(os.path.join(retired, entry), os.path.join(path, entry))
+        raise
+    finally:
+        shutil.rmtree(retired, ignore_errors=True)
