@@ -188,8 +188,12 @@ class RayRollouts:
         worker = self._start(index, seed)
         self.workers[index] = worker
         networks, observation, action, config = self._acting_description
-        self._ray.get(worker.start_acting.remote(networks, observation, action, config))
-        self.where[index] = self._ray.get(worker.where.remote())
+        try:
+            self._ray.get(worker.start_acting.remote(networks, observation, action, config))
+            self.where[index] = self._ray.get(worker.where.remote())
+        except self._ray.exceptions.RayError as error:
+            self.failed = True
+            raise self._error(index, error, "while restarting") from None
 
     def _error(self, index: int, error: Exception, when: str) -> Exception:
         """The error to raise for a failure of worker `index`: the env's own error class where it had one."""
