@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfpg.config import positive_int
-from tfpg.envs import BACKENDS, EnvLike, check_env_id, make_vector_env
+from tfpg.envs import EnvLike, check_backend, check_env_id, make_vector_env
 from tfpg.observations import batch_size, map_arrays
 from tfpg.returns import generalized_advantages, next_state_values
 from tfpg.rollout import Collector, Rollout, Transitions
@@ -80,9 +80,8 @@ class CollectionMixin:
                              f"Gymnasium id; got {type(env).__name__}. Pass the env's id (register a custom env "
                              f"under an id, e.g. 'my_package.envs:MyEnv-v0').")
         check_env_id(env)
+        check_backend(env, backend, asynchronous)
         from tfpg.ray_rollouts import RayRollouts  # Ray is an optional dependency
-        if backend not in BACKENDS:
-            raise ValueError(f"Unknown vector env backend {backend!r}; use one of {', '.join(map(repr, BACKENDS))}.")
         source = RayRollouts(env, workers.num_workers, workers.envs_per_worker, asynchronous, seed, skip,
                              address=workers.address, backend=backend)
         try:

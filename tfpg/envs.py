@@ -262,6 +262,26 @@ def _labelled_copy(env_id: str, index: int) -> gym.Env:
 BACKENDS = ("gymnasium", "envpool")
 
 
+def check_backend(env: EnvLike, backend: str, asynchronous: bool) -> None:
+    """Raises a `ValueError` naming the fix if `backend` cannot step copies of `env`.
+
+    Checked before anything is made (the launcher, and distributed collection
+    before it starts workers, call it too).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown vector env backend {backend!r}; use one of {', '.join(map(repr, BACKENDS))}.")
+    if backend != "envpool":
+        return
+    if not isinstance(env, str):
+        raise ValueError(f"The envpool backend makes its envs from a Gymnasium id, got {type(env).__name__}.")
+    if asynchronous:
+        raise ValueError("EnvPool steps its copies in its own threads; drop asynchronous (--async_envs) with "
+                         "the envpool backend.")
+    from tfpg.envpool_backend import envpool_id
+
+    envpool_id(env)
+
+
 def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False,
                     first_copy: int = 0, backend: str = "gymnasium") -> gym.vector.VectorEnv:
     """Makes a same-step-autoreset vector env from an id, an `Env` or a `VectorEnv`.
@@ -284,14 +304,8 @@ def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False,
         ValueError: on an unknown id, a bad `num_envs`, or an unsupported env.
     """
     num_envs = positive_int("num_envs", num_envs)
-    if backend not in BACKENDS:
-        raise ValueError(f"Unknown vector env backend {backend!r}; use one of {', '.join(map(repr, BACKENDS))}.")
+    check_backend(env, backend, asynchronous)
     if backend == "envpool":
-        if not isinstance(env, str):
-            raise ValueError(f"The envpool backend makes its envs from a Gymnasium id, got {type(env).__name__}.")
-        if asynchronous:
-            raise ValueError("EnvPool steps its copies in its own threads; drop asynchronous (--async_envs) with "
-                             "the envpool backend.")
         from tfpg.envpool_backend import EnvPoolVectorEnv  # EnvPool is an optional dependency
         return EnvPoolVectorEnv(env, num_envs)
     same_step = gym.vector.AutoresetMode.SAME_STEP

@@ -150,7 +150,6 @@ class RayRollouts:
         for index, worker in enumerate(self.workers):
             pending[worker.collect.remote(weights, seed, steps_per_env, first_step)] = index
         parts: dict[int, Transitions] = {}
-        restarted = np.zeros(self.num_envs, bool)
         restarts = [0] * self.num_workers
         while pending:
             [reference], _ = ray.wait(list(pending), num_returns=1)
@@ -163,16 +162,15 @@ class RayRollouts:
                     self.failed = True
                     raise self._error(index, error, f"after {self.max_restarts} restarts in one batch") from None
                 self._replace(index)
-                copies = slice(index * self.envs_per_worker, (index + 1) * self.envs_per_worker)
-                restarted[copies] = True
                 pending[self.workers[index].collect.remote(weights, seed, steps_per_env, first_step)] = index
             except ray.exceptions.RayTaskError as error:
                 self.failed = True
                 raise self._error(index, error, "while collecting") from None
         gathered = time.perf_counter()
+        for index, count in enumerate(restarts):
+            if count:  # a replaced worker's copies started new episodes
+                parts[index].restarted = np.ones(self.envs_per_worker, bool)
         merged = merge_transitions([parts[index] for index in range(self.num_workers)])
-        if restarted.any():
-            merged.restarted = restarted if merged.restarted is None else merged.restarted | restarted
         self.timing = {
             "broadcast_seconds": broadcast - start,
             "worker_seconds": merged.seconds,

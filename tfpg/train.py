@@ -25,8 +25,7 @@ from absl import logging as absl_logging
 import tfpg
 from tfpg import callbacks as tfpg_callbacks
 from tfpg.checkpoint import load, resolve
-from tfpg.envpool_backend import envpool_id
-from tfpg.envs import check_env_id, make_env
+from tfpg.envs import check_backend, check_env_id, make_env
 from tfpg.errors import EnvError, NonFiniteError
 from tfpg.flags import define_hyperparameter_flags, hyperparameters_from_flags
 from tfpg.plotting import plot_learning_curve
@@ -112,14 +111,10 @@ def _prepare_agent(checkpoints: str):
 
 def _check_collection() -> None:
     """The vector env backend has the env; Ray is installed and the cluster answers if the run uses workers."""
-    if FLAGS.vector_env == "envpool":
-        if FLAGS.async_envs:
-            raise app.UsageError("EnvPool steps its copies in its own threads; drop --async_envs with "
-                                 "--vector_env=envpool.")
-        try:
-            envpool_id(FLAGS.env)
-        except ValueError as error:
-            raise app.UsageError(str(error)) from None
+    try:
+        check_backend(FLAGS.env, FLAGS.vector_env, FLAGS.async_envs)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
     if FLAGS.num_workers == 0:
         if FLAGS["envs_per_worker"].present or FLAGS.ray_address is not None:
             raise app.UsageError("--envs_per_worker and --ray_address apply to Ray workers; add --num_workers.")
