@@ -25,6 +25,7 @@ from tfpg import checkpoint as checkpoint_module
 from tfpg.acting import ActingPolicy
 from tfpg.collection import CollectionMixin, Workers
 from tfpg.config import AgentConfig, positive_int
+from tfpg.episode_window import EpisodeWindow
 from tfpg.envs import ActionAdapter, EnvLike, describe_action_space, describe_observation_space, \
     same_observation_spaces
 from tfpg.errors import EnvError
@@ -86,7 +87,6 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         self._collector_workers = None
         self._owns_env = False
         self._managers: dict[str, tf.train.CheckpointManager] = {}
-        self._recent_episodes: list = []
 
     # ----------------------------------------------------------------- building
     def build(self, observation_space, action_space) -> None:
@@ -131,7 +131,8 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         self._metadata = tf.Variable(self._metadata_json(), dtype=tf.string, trainable=False)
         optimizer_state = self._build_training()
         self._checkpoint_extras = optimizer_state
-        self._checkpoint = tf.train.Checkpoint(
+        self.episode_window = EpisodeWindow()
+        self._checkpoint_children = dict(
             policy=self.policy,
             value_model=self.value_model,
             reward_scaler=self.reward_scaler,
@@ -139,8 +140,10 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             total_steps=self.total_steps_variable,
             iterations=self.iterations_variable,
             metadata=self._metadata,
+            recent_episodes=self.episode_window,
             **optimizer_state,
         )
+        self._checkpoint = tf.train.Checkpoint(**self._checkpoint_children)
         observation_spec = self.observation_spec.tensor_specs()
         action_spec = tf.TensorSpec((None, self._action_size), self._action_dtype)
         self._sample_fn = tf.function(self._sample, input_signature=[observation_spec])
@@ -287,7 +290,6 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         )
         batch_steps = self.config.rollout_steps * collector.num_envs
         target = self.total_steps + steps
-        recent = list(self._recent_episodes)
         self.stop_training = False
         callback_list.on_train_begin()
         logs: dict = {}
@@ -306,11 +308,10 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             collected = time.perf_counter()
             logs = self.train_on_batch(rollout)
             finished = time.perf_counter()
-            recent = (recent + list(zip(rollout.episode_returns, rollout.episode_lengths)))[-100:]
-            logs.update(self._iteration_logs(recent, rollout, start, collected, finished))
+            self.episode_window.add(rollout.episode_returns, rollout.episode_lengths)
+            logs.update(self._iteration_logs(self.episode_window.episodes(), rollout, start, collected, finished))
             logs.update(getattr(self._collector, "timing", {}))  # distributed collection's breakdown
             callback_list.on_epoch_end(iteration, logs)
-        self._recent_episodes = recent
         callback_list.on_train_end(logs)
         self.history = history
         return history
@@ -360,7 +361,11 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         return checkpoint_module.save(self, path, max_to_keep)
 
     def restore(self, path: str) -> None:
-        """Restores this agent from a checkpoint directory or prefix written by `save`."""
+        """Restores this agent from a checkpoint directory or prefix written by `save`.
+
+        An agent not built yet is built for the checkpoint's spaces. Its hyperparameters must be the
+        checkpoint's except those a continued run may change (`tfpg.config.CHANGEABLE_ON_RESUME`, such as
+        `learning_rate`), which are applied; other differences raise a `ValueError` naming them."""
         checkpoint_module.restore(self, path)
 
     def export(self, path: str, overwrite: bool = False) -> str:

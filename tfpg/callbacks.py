@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import numbers
 import os
 import time
 from typing import Iterable
@@ -18,6 +19,8 @@ from typing import Iterable
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tfpg.config import positive_int
 
 
 class Callback(keras.callbacks.Callback):
@@ -41,8 +44,11 @@ class CallbackList:
     def __init__(self, callbacks: Iterable[keras.callbacks.Callback], agent, params: dict):
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
+            _check_callback(callback)
+        for callback in self.callbacks:
             callback.set_model(agent)
             callback.set_params(params)
+        self._monitors_checked = False
 
     def _call(self, hook: str, *args) -> None:
         for callback in self.callbacks:
@@ -58,7 +64,32 @@ class CallbackList:
         self._call("on_epoch_begin", epoch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
+        if not self._monitors_checked:
+            self._check_monitors(logs or {})
+            self._monitors_checked = True
         self._call("on_epoch_end", epoch, logs)
+
+    def _check_monitors(self, logs: dict) -> None:
+        """A Keras callback that watches a metric (`EarlyStopping`, `ReduceLROnPlateau`) must watch one that is
+        logged: checked on the first iteration's logs, before any callback sees them."""
+        later = {name for callback in self.callbacks for name in getattr(callback, "adds_metrics", ())}
+        for callback in self.callbacks:
+            monitor = getattr(callback, "monitor", None)
+            if isinstance(monitor, str) and monitor not in logs and monitor not in later:
+                raise ValueError(
+                    f"{type(callback).__name__}(monitor={monitor!r}) watches a metric fit does not log, so it would "
+                    f"never act. Logged metrics: {', '.join(sorted(logs) + sorted(later))}."
+                )
+
+
+def _check_callback(callback) -> None:
+    """Raises a `ValueError` for an object `fit` cannot call as a callback, before training starts."""
+    if not isinstance(callback, keras.callbacks.Callback):
+        raise ValueError(f"callbacks must be keras.callbacks.Callback instances (such as tfpg.callbacks.Checkpoint), "
+                         f"got {type(callback).__name__}.")
+    if isinstance(callback, (keras.callbacks.ModelCheckpoint, keras.callbacks.BackupAndRestore)):
+        raise ValueError(f"keras.callbacks.{type(callback).__name__} saves a Keras model, not an agent; use "
+                         f"tfpg.callbacks.Checkpoint(directory, every=...), which saves everything a resume needs.")
 
 
 class ProgressBar(Callback):
@@ -160,11 +191,27 @@ class CSVLogger(Callback):
             self.columns = ["iteration", *sorted(logs)]
             with open(self.filename, "w", newline="") as file:
                 csv.writer(file).writerow(self.columns)
+        added = sorted(set(logs) - set(self.columns))
+        if added:  # a metric that starts later (an evaluation every N iterations): earlier rows leave it empty
+            self._add_columns(added)
         row = {"iteration": epoch, **logs}
         with open(self.filename, "a", newline="") as file:
             csv.writer(file).writerow([row.get(column, "") for column in self.columns])
             file.flush()
             os.fsync(file.fileno())
+
+
+    def _add_columns(self, added: list[str]) -> None:
+        """Rewrites the log with `added` columns appended (written beside it, then renamed over it)."""
+        with open(self.filename, newline="") as file:
+            rows = list(csv.reader(file))[1:]
+        self.columns = [*self.columns, *added]
+        staging = f"{self.filename}.partial"
+        with open(staging, "w", newline="") as file:
+            csv.writer(file).writerows([self.columns, *(row + [""] * len(added) for row in rows)])
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(staging, self.filename)
 
 
 class Checkpoint(Callback):
@@ -181,10 +228,12 @@ class Checkpoint(Callback):
     def __init__(self, directory: str, every: int | None = 10, seconds: float | None = None,
                  max_to_keep: int = 3):
         super().__init__()
-        if every is not None and every < 1:
-            raise ValueError(f"Checkpoint every={every!r} must be a positive number of iterations or None.")
-        if seconds is not None and seconds <= 0:
-            raise ValueError(f"Checkpoint seconds={seconds!r} must be positive or None.")
+        if every is not None:
+            every = positive_int("Checkpoint every (iterations between checkpoints, or None)", every)
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real)
+                                    or not math.isfinite(seconds) or seconds <= 0):
+            raise ValueError(f"Checkpoint seconds={seconds!r} must be a positive finite number or None.")
+        max_to_keep = positive_int("Checkpoint max_to_keep", max_to_keep)
         self.directory = directory
         self.every = every
         self.seconds = seconds
@@ -235,12 +284,16 @@ class Evaluation(Callback):
         stop_at: optionally stop training once the evaluation mean reaches this.
     """
 
+    adds_metrics = ("eval_mean_return", "eval_std_return")
+
     def __init__(self, env, every: int = 10, episodes: int = 5, deterministic: bool = True,
                  stop_at: float | None = None):
         super().__init__()
+        if stop_at is not None and not (isinstance(stop_at, numbers.Real) and math.isfinite(stop_at)):
+            raise ValueError(f"Evaluation stop_at must be a finite number or None, got {stop_at!r}.")
         self.env = env
-        self.every = every
-        self.episodes = episodes
+        self.every = positive_int("Evaluation every", every)
+        self.episodes = positive_int("Evaluation episodes", episodes)
         self.deterministic = deterministic
         self.stop_at = stop_at
 

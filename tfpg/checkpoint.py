@@ -16,10 +16,42 @@ import uuid
 
 import tensorflow as tf
 
+from tfpg.config import CHANGEABLE_ON_RESUME, describe_changes, resume_conflicts
 from tfpg.envs import same_observation_spaces
+from tfpg.errors import DamagedCheckpointError
 from tfpg.network_factories import ROLES
 
 _METADATA_KEY = "metadata/.ATTRIBUTES/VARIABLE_VALUE"
+# State that checkpoints of older versions lack; restoring one of those leaves it as the agent has it.
+OPTIONAL_CHILDREN = ("recent_episodes",)
+
+
+def _index_file(directory: str) -> str:
+    return os.path.join(directory, "checkpoint")
+
+
+def _newest_by_index(directory: str) -> str | None:
+    """The newest checkpoint the directory's index file names, if the file is readable and it exists."""
+    try:
+        prefix = tf.train.latest_checkpoint(directory)
+    except ValueError:  # an empty or garbled index file
+        return None
+    return prefix if prefix is not None and os.path.exists(prefix + ".index") else None
+
+
+def _number(prefix: str) -> int:
+    tail = prefix.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def checkpoint_prefixes(directory: str) -> list[str]:
+    """Every checkpoint in `directory`, newest first: the one its index file names, then the others on
+    disk by their number (tfpg numbers checkpoints by env steps), so a damaged index hides none."""
+    directory = os.fspath(directory)
+    on_disk = sorted((os.path.join(directory, name[:-len(".index")]) for name in os.listdir(directory)
+                      if name.endswith(".index")), key=_number, reverse=True)
+    newest = _newest_by_index(directory)
+    return ([newest] if newest else []) + [prefix for prefix in on_disk if prefix != newest]
 
 
 def resolve(path: str) -> str:
@@ -30,13 +62,15 @@ def resolve(path: str) -> str:
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        prefix = tf.train.latest_checkpoint(path)
-        if prefix is None:
+        prefixes = checkpoint_prefixes(path)
+        if not prefixes:
+            damaged = " Its index file 'checkpoint' is unreadable, and" if os.path.exists(_index_file(path)) and \
+                _newest_by_index(path) is None else ""
             raise FileNotFoundError(
-                f"No tfpg checkpoint found in directory {path!r}. Pass the directory given to "
-                f"agent.save(...) or a run's checkpoint directory (<logdir>/checkpoints)."
+                f"No tfpg checkpoint found in directory {path!r}.{damaged} no '<prefix>.index' file is there. Pass "
+                f"the directory given to agent.save(...) or a run's checkpoint directory (<logdir>/checkpoints)."
             )
-        return prefix
+        return prefixes[0]
     if os.path.exists(path + ".index"):
         return path
     raise FileNotFoundError(
@@ -56,7 +90,7 @@ def read_metadata(prefix: str) -> dict:
         has_metadata = reader.has_tensor(_METADATA_KEY)
         raw = reader.get_tensor(_METADATA_KEY) if has_metadata else None
     except Exception as error:  # the reader raises several types on damaged files
-        raise ValueError(
+        raise DamagedCheckpointError(
             f"Checkpoint {prefix!r} is unreadable (corrupted or truncated): {error.__class__.__name__}. "
             f"Restore an earlier checkpoint of the same directory by passing its prefix."
         ) from None
@@ -87,6 +121,20 @@ def check_compatible(metadata: dict, agent, prefix: str) -> None:
         raise ValueError(
             f"Checkpoint {prefix!r} does not match this agent. It contains {held}; this agent "
             f"expects {wanted}. Use tfpg.load(path) to rebuild the agent that wrote it."
+        )
+
+
+def check_resumable(metadata: dict, agent, prefix: str) -> None:
+    """Raises a `ValueError` naming each hyperparameter of `agent` that contradicts the checkpoint's run.
+
+    Only the settings in `tfpg.config.CHANGEABLE_ON_RESUME` may differ; `restore` applies those.
+    """
+    conflicts = resume_conflicts(metadata["config"], agent.config.to_dict())
+    if conflicts:
+        raise ValueError(
+            f"Checkpoint {prefix!r} was written with {describe_changes(conflicts)}: a run cannot continue with "
+            f"other values of these (only {', '.join(CHANGEABLE_ON_RESUME)} can change). Build the agent with the "
+            f"checkpoint's values, or continue with tfpg.load(path, learning_rate=...) to change those that can."
         )
 
 
@@ -129,7 +177,8 @@ def check_layout(agent, prefix: str) -> None:
     held = tf.compat.v1.train.NewCheckpointReader(prefix).get_variable_to_shape_map()
     wanted = _layout(agent._checkpoint)
     for key in sorted(wanted, key=_natural):
-        if key.startswith(("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/")):
+        if key.startswith(("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/")) or \
+                (key.split("/")[0] in OPTIONAL_CHILDREN and key not in held):
             continue
         name = _variable_named(agent._checkpoint, key)
         if key not in held:
@@ -155,38 +204,106 @@ def save(agent, directory: str, max_to_keep: int = 3) -> str:
     directory = os.fspath(directory)
     manager = agent._managers.get(directory)
     if manager is None:
-        existing = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
+        existing, held = _newest_readable_metadata(directory) if os.path.isdir(directory) else (None, None)
         if existing is not None:
-            held = read_metadata(existing)
             check_compatible(held, agent, existing)
             mine = json.loads(agent._metadata_json())
-            if (held["seed"], held["config"]) != (mine["seed"], mine["config"]):
+            if held["seed"] != mine["seed"] or resume_conflicts(held["config"], mine["config"]):
                 raise ValueError(
                     f"{directory!r} holds checkpoints of another run (seed {held['seed']}, hyperparameters "
                     f"{held['config']}); refusing to write into it. Save into a new directory, or restore "
                     f"that run with tfpg.load to continue it."
                 )
+        _set_aside_unreadable_index(directory)
         manager = tf.train.CheckpointManager(agent._checkpoint, directory, max_to_keep=max_to_keep)
         agent._managers[directory] = manager
     return manager.save(checkpoint_number=agent.total_steps)
 
 
+def _newest_readable_metadata(directory: str) -> tuple:
+    """(prefix, metadata) of the newest checkpoint in `directory` whose metadata reads, or (None, None)."""
+    for prefix in checkpoint_prefixes(directory):
+        try:
+            return prefix, read_metadata(prefix)
+        except DamagedCheckpointError:
+            continue
+    return None, None
+
+
+def _set_aside_unreadable_index(directory: str) -> None:
+    """Renames an index file TensorFlow cannot parse to `checkpoint.unreadable`, so a new one can be written.
+
+    The checkpoints it listed stay on disk, and `checkpoint_prefixes` still finds them."""
+    index = _index_file(directory)
+    if os.path.exists(index) and _newest_by_index(directory) is None:
+        os.replace(index, index + ".unreadable")
+
+
+def load_newest_intact(directory: str, **arguments) -> tuple:
+    """`load` of the newest checkpoint in `directory` whose files are intact.
+
+    Args:
+        directory: a checkpoint directory.
+        **arguments: passed to `load`.
+
+    Returns:
+        (agent, prefix, skipped): the prefix loaded, and (prefix, reason) for each newer checkpoint that
+        was damaged.
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+        DamagedCheckpointError: every checkpoint there is damaged (the message names each).
+        ValueError: as `load`, for reasons other than damage (those are not skipped).
+    """
+    skipped = []
+    for prefix in checkpoint_prefixes(directory) or [resolve(directory)]:
+        try:
+            return load(prefix, **arguments), prefix, skipped
+        except DamagedCheckpointError as error:
+            skipped.append((prefix, str(error)))
+    raise DamagedCheckpointError(f"Every checkpoint in {directory!r} is damaged: "
+                                 + " ".join(reason for _, reason in skipped))
+
+
 def restore(agent, path: str) -> str:
-    """Restores `agent` in place from a checkpoint directory or prefix; returns the prefix used."""
+    """Restores `agent` in place from a checkpoint directory or prefix; returns the prefix used.
+
+    An agent not built yet is built for the checkpoint's spaces first. The agent's hyperparameters must
+    be the checkpoint's, except those that may change when a run continues (`CHANGEABLE_ON_RESUME`):
+    the agent's values of those are applied, so the learning rate the agent was given is the one used.
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+        ValueError: unreadable, corrupted or foreign checkpoint, or one of other hyperparameters
+            (nothing is built or restored then).
+    """
     prefix = resolve(path)
-    check_compatible(read_metadata(prefix), agent, prefix)
+    metadata = read_metadata(prefix)
+    if not agent.built:  # checked before building, so a refused checkpoint leaves the agent as it was
+        if metadata["algorithm"] != agent.name:
+            raise ValueError(f"Checkpoint {prefix!r} was written by {metadata['algorithm']}, not {agent.name}. "
+                             f"Use tfpg.load(path) to rebuild the agent that wrote it.")
+        check_resumable(metadata, agent, prefix)
+        agent.build(metadata["observation_space"], metadata["action_space"])
+    check_compatible(metadata, agent, prefix)
+    check_resumable(metadata, agent, prefix)
     check_layout(agent, prefix)
+    held = tf.compat.v1.train.NewCheckpointReader(prefix).get_variable_to_shape_map()
+    children = {name: child for name, child in agent._checkpoint_children.items()
+                if name not in OPTIONAL_CHILDREN or any(key.startswith(name + "/") for key in held)}
     try:
-        agent._checkpoint.restore(prefix).assert_existing_objects_matched()
+        tf.train.Checkpoint(**children).restore(prefix).assert_existing_objects_matched()
     except Exception as error:  # damaged data files surface as several error types
-        raise ValueError(
+        raise DamagedCheckpointError(
             f"Checkpoint {prefix!r} could not be restored ({error.__class__.__name__}: {error}). "
             f"It may be corrupted; restore an earlier checkpoint of the same directory by its prefix."
         ) from None
+    agent._metadata.assign(agent._metadata_json())  # later checkpoints record the settings now in use
+    agent._apply_learning_rate()
     return prefix
 
 
-def load(path: str, encoder=None, policy=None, value=None):
+def load(path: str, encoder=None, policy=None, value=None, **changes):
     """Rebuilds the agent saved at `path` (a directory or a prefix), ready to resume.
 
     Args:
@@ -196,13 +313,19 @@ def load(path: str, encoder=None, policy=None, value=None):
             user networks. Needed only for those the checkpoint could not record
             by name (lambdas, closures); a factory recorded as a registered name
             or `module:factory` is found again by that name.
+        **changes: new values of hyperparameters that may change when a run
+            continues (`tfpg.config.CHANGEABLE_ON_RESUME`: the learning rate and its
+            schedule, the gradient clip, the entropy weight, the trust regions,
+            `non_finite_env_data`), e.g. `learning_rate=1e-4`; the checkpoints the
+            agent writes from then on record them.
 
     Returns:
-        The agent, with hyperparameters, spaces and state as saved.
+        The agent, with hyperparameters, spaces and state as saved (and `changes`).
 
     Raises:
         FileNotFoundError: no checkpoint there.
-        ValueError: unreadable, corrupted or foreign checkpoint.
+        ValueError: unreadable, corrupted or foreign checkpoint, or a change of
+            a hyperparameter that cannot change.
     """
     from tfpg.algorithms import ALGORITHMS
 
@@ -214,7 +337,14 @@ def load(path: str, encoder=None, policy=None, value=None):
             f"Checkpoint {prefix!r} was written by unknown algorithm {metadata['algorithm']!r}; "
             f"this tfpg knows {', '.join(sorted(ALGORITHMS))}."
         )
+    fixed = sorted(set(changes) - set(CHANGEABLE_ON_RESUME))
+    if fixed:
+        written = ", ".join(f"{name}={metadata['config'].get(name)!r}" for name in fixed)
+        raise ValueError(f"{', '.join(fixed)} cannot change when a run continues (the checkpoint {prefix!r} was "
+                         f"written with {written}); only "
+                         f"{', '.join(CHANGEABLE_ON_RESUME)} can. Start a new run to train with other values.")
     config = {k: tuple(v) if isinstance(v, list) else v for k, v in metadata["config"].items()}
+    config.update(changes)
     agent = algorithm(seed=metadata["seed"], **_network_arguments(metadata.get("networks", {}), prefix,
                                                                    encoder=encoder, policy=policy, value=value),
                       **config)

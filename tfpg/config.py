@@ -88,6 +88,29 @@ def _check_value(field: dataclasses.Field, value: Any) -> Any:
     return value
 
 
+# Settings a run may change when it continues from a checkpoint: they tune the size or safety of the
+# steps (as the non-finite-update message advises) and leave what the checkpoint holds meaningful.
+CHANGEABLE_ON_RESUME = ("learning_rate", "learning_rate_decay_steps", "max_grad_norm", "entropy_coef", "max_kl",
+                        "value_max_kl", "non_finite_env_data")
+
+
+def resume_conflicts(held: dict, wanted: dict) -> dict[str, tuple]:
+    """The settings two config records (`to_dict` form) disagree on that cannot change when a run continues.
+
+    A field one record lacks (a setting a newer tfpg added) is not a conflict.
+
+    Returns:
+        name → (held value, wanted value), in field order.
+    """
+    return {name: (held[name], value) for name, value in wanted.items()
+            if name in held and name not in CHANGEABLE_ON_RESUME and held[name] != value}
+
+
+def describe_changes(changes: dict[str, tuple]) -> str:
+    """`a=1 (this run: 2), ...` for name → (held, wanted) pairs."""
+    return ", ".join(f"{name}={held!r} (asked: {wanted!r})" for name, (held, wanted) in changes.items())
+
+
 @dataclasses.dataclass
 class AgentConfig:
     """Hyperparameters shared by every on-policy agent."""

@@ -16,3 +16,7 @@ class EnvCopyError(RuntimeError):
     from one message string so it survives the trip from an async worker
     process.
     """
+
+
+class DamagedCheckpointError(ValueError):
+    """A checkpoint's files are unreadable, truncated or corrupted (other checkpoints of its directory may be intact)."""

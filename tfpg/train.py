@@ -1,10 +1,16 @@
 """Train an agent from the command line.
 
     python -m tfpg.train --algo=a2c --env=CartPole-v1 --steps=200000 --seed=0 --logdir=runs/cartpole
-    python -m tfpg.train --logdir=runs/cartpole --resume        # continue to --steps
+    python -m tfpg.train --logdir=runs/cartpole --resume        # continue it with its own settings
+    python -m tfpg.train --logdir=runs/cartpole --resume --steps=400000 --learning_rate=3e-4
 
 The log directory receives `checkpoints/`, `tensorboard/`, `progress.csv`,
-`learning_curve.png` and the exported `policy/` SavedModel. Every hyperparameter
+`learning_curve.png`, the exported `policy/` SavedModel and `run.json` (the env
+and collection settings a resume reads, and what each launch changed). A resume
+takes every setting from the run; a flag that contradicts it is refused by name,
+except the step target, the collection flags and the step-size settings
+(`tfpg.config.CHANGEABLE_ON_RESUME`), which are applied and recorded. It starts
+from the newest checkpoint that loads, skipping damaged ones. Every hyperparameter
 of every algorithm is a flag (see --helpfull); flags the chosen algorithm does
 not have are refused. SIGINT and SIGTERM write a checkpoint before exiting.
 """
@@ -24,12 +30,14 @@ from absl import logging as absl_logging
 
 import tfpg
 from tfpg import callbacks as tfpg_callbacks
-from tfpg.checkpoint import load, resolve
+from tfpg.checkpoint import load, load_newest_intact, resolve
+from tfpg.config import CHANGEABLE_ON_RESUME, describe_changes, resume_conflicts
 from tfpg.envs import check_backend, check_env_id, make_env
 from tfpg.errors import EnvError, NonFiniteError
 from tfpg.flags import define_hyperparameter_flags, hyperparameters_from_flags
 from tfpg.plotting import plot_learning_curve
 from tfpg.ray_cluster import check_reachable, import_ray
+from tfpg.run_record import RECORD_NAME, SETTINGS, read_run_record, updated_record, write_run_record
 
 FLAGS = flags.FLAGS
 
@@ -67,8 +75,12 @@ _NETWORK_FLAGS = {"encoder": "encoder", "policy": "policy_network", "value": "va
 HYPERPARAMETER_FLAGS = define_hyperparameter_flags([cls.config_class for cls in tfpg.ALGORITHMS.values()])
 
 
-def _prepare_agent(checkpoints: str):
-    """Validates every input and returns the agent, before anything is written."""
+def _settings_from_flags() -> dict:
+    return {name: FLAGS[name].value for name in SETTINGS}
+
+
+def _new_run(logdir: str, checkpoints: str):
+    """Validates every input of a new run and returns (agent, settings), before anything is written."""
     try:
         check_env_id(FLAGS.env)
         config_class = tfpg.ALGORITHMS[FLAGS.algo].config_class
@@ -76,23 +88,8 @@ def _prepare_agent(checkpoints: str):
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     networks = {role: FLAGS[flag].value for role, flag in _NETWORK_FLAGS.items() if FLAGS[flag].value is not None}
-    if FLAGS.resume:
-        if hyperparameters or networks:
-            given = [*hyperparameters, *(_NETWORK_FLAGS[role] for role in networks)]
-            raise app.UsageError(
-                f"--resume continues with the hyperparameters and networks saved in the checkpoint; drop "
-                f"{', '.join('--' + k for k in given)}."
-            )
-        try:
-            resolve(checkpoints)
-            agent = load(checkpoints)
-        except (FileNotFoundError, ValueError) as error:
-            raise app.UsageError(f"Cannot resume from {FLAGS.logdir!r}: {error}") from None
-        if agent.name != FLAGS.algo and FLAGS["algo"].present:
-            raise app.UsageError(f"--algo={FLAGS.algo} but the run in {FLAGS.logdir!r} is {agent.name}.")
-        return agent
     if (os.path.isdir(checkpoints) and os.listdir(checkpoints)) or \
-            os.path.exists(os.path.join(FLAGS.logdir, "progress.csv")):
+            any(os.path.exists(os.path.join(logdir, name)) for name in ("progress.csv", RECORD_NAME)):
         raise app.UsageError(
             f"{FLAGS.logdir!r} already holds a run. Pass --resume to continue it, or choose a new --logdir."
         )
@@ -104,24 +101,93 @@ def _prepare_agent(checkpoints: str):
                 agent.build(env.observation_space, env.action_space)
             finally:
                 env.close()
-        return agent
+        return agent, _settings_from_flags()
     except ValueError as error:
         raise app.UsageError(str(error)) from None
 
 
-def _check_collection() -> None:
+def _resumed_settings(record: dict | None) -> dict:
+    """The run's recorded settings, with those given as flags applied; a different --env is refused."""
+    if record is None:
+        if not FLAGS["env"].present:
+            raise app.UsageError(
+                f"The run in {FLAGS.logdir!r} has no {RECORD_NAME} (it was not started by tfpg.train), so its env is "
+                f"unknown: pass --env=<id>, and the collection flags it ran with, together with --resume."
+            )
+        return _settings_from_flags()
+    previous = record["settings"]
+    if FLAGS["env"].present and FLAGS.env != previous["env"]:
+        raise app.UsageError(f"--env={FLAGS.env} but the run in {FLAGS.logdir!r} trains on {previous['env']}, and a "
+                             f"run keeps its env: drop --env, or start a new run in another --logdir.")
+    return {name: FLAGS[name].value if FLAGS[name].present or name not in previous else previous[name]
+            for name in SETTINGS}
+
+
+def _resume(logdir: str, checkpoints: str):
+    """The run in `logdir` as (agent, settings, changes): the agent from its newest intact checkpoint, the
+    settings from its record with the flags given applied, and name → [old, new] of what the flags change.
+
+    Raises app.UsageError before anything is written if a flag contradicts the run."""
+    networks = [flag for flag in _NETWORK_FLAGS.values() if FLAGS[flag].value is not None]
+    if networks:
+        raise app.UsageError(f"--resume continues with the networks recorded in the checkpoint; drop "
+                             f"{', '.join('--' + flag for flag in networks)}.")
+    try:
+        resolve(checkpoints)  # the run exists
+        record = read_run_record(logdir)
+        settings = _resumed_settings(record)
+        check_env_id(settings["env"])
+        agent, prefix, skipped = load_newest_intact(checkpoints)
+    except (FileNotFoundError, ValueError) as error:
+        raise app.UsageError(f"Cannot resume from {FLAGS.logdir!r}: {error}") from None
+    for damaged, reason in skipped:
+        print(f"Skipping damaged checkpoint {os.path.basename(damaged)}: {reason}", file=sys.stderr)
+    if skipped:
+        print(f"Resuming from {os.path.basename(prefix)} at {agent.total_steps} steps.",
+              file=sys.stderr)
+    if FLAGS["algo"].present and agent.name != FLAGS.algo:
+        raise app.UsageError(f"--algo={FLAGS.algo} but the run in {FLAGS.logdir!r} is {agent.name}.")
+    if FLAGS["seed"].present and agent.seed != FLAGS.seed:
+        raise app.UsageError(f"--seed={FLAGS.seed} but the run in {FLAGS.logdir!r} was seeded with {agent.seed}, "
+                             f"and a run keeps its seed: drop --seed, or start a new run in another --logdir.")
+    try:
+        asked = hyperparameters_from_flags(HYPERPARAMETER_FLAGS, agent.config_class)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    held = agent.config.to_dict()
+    wanted = {**held, **{name: list(v) if isinstance(v, tuple) else v for name, v in asked.items()}}
+    conflicts = resume_conflicts(held, wanted)
+    if conflicts:
+        raise app.UsageError(
+            f"The run in {FLAGS.logdir!r} was trained with {describe_changes(conflicts)}, and these cannot change "
+            f"when it continues (only {', '.join(CHANGEABLE_ON_RESUME)} can): drop those flags, or start a new "
+            f"run in another --logdir."
+        )
+    changes = {name: [held[name], wanted[name]] for name in asked if held[name] != wanted[name]}
+    if changes:
+        try:
+            agent = load(prefix, **{name: asked[name] for name in changes})
+        except ValueError as error:
+            raise app.UsageError(f"Cannot resume from {FLAGS.logdir!r}: {error}") from None
+    previous = record["settings"] if record else {}
+    changes.update({name: [previous[name], value] for name, value in settings.items()
+                    if name in previous and previous[name] != value})
+    return agent, settings, changes
+
+
+def _check_collection(settings: dict) -> None:
     """The vector env backend has the env; Ray is installed and the cluster answers if the run uses workers."""
     try:
-        check_backend(FLAGS.env, FLAGS.vector_env, FLAGS.async_envs)
+        check_backend(settings["env"], settings["vector_env"], settings["async_envs"])
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    if FLAGS.num_workers == 0:
-        if FLAGS["envs_per_worker"].present or FLAGS.ray_address is not None:
+    if settings["num_workers"] == 0:
+        if FLAGS["envs_per_worker"].present or FLAGS["ray_address"].present:
             raise app.UsageError("--envs_per_worker and --ray_address apply to Ray workers; add --num_workers.")
         return
     try:
         import_ray()
-        check_reachable(FLAGS.ray_address)
+        check_reachable(settings["ray_address"])
     except (ValueError, ConnectionError) as error:
         raise app.UsageError(str(error)) from None
 
@@ -184,10 +250,19 @@ def main(argv):
     # Held (and released by the OS on any exit) for the whole run; taken before an existing run is
     # read, since its writer may be rotating checkpoints.
     lock = _lock_logdir(logdir) if os.path.isdir(logdir) else None
-    agent = _prepare_agent(checkpoints)
-    _check_collection()
+    if FLAGS.resume:
+        agent, settings, changes = _resume(logdir, checkpoints)
+    else:
+        (agent, settings), changes = _new_run(logdir, checkpoints), {}
+    _check_collection(settings)
     os.makedirs(logdir, exist_ok=True)
     lock = lock or _lock_logdir(logdir)
+    record = read_run_record(logdir) if FLAGS.resume else None
+    write_run_record(logdir, updated_record(record, settings, agent.total_steps, changes))
+    if changes:
+        print("Continuing with " + ", ".join(f"{name}={new!r} (was {old!r})" for name, (old, new) in changes.items())
+              + f"; recorded in {os.path.join(logdir, RECORD_NAME)}.", file=sys.stderr)
+    env_id = settings["env"]
     csv_path = os.path.join(logdir, "progress.csv")
     plot_path = os.path.join(logdir, "learning_curve.png")
     stop_on_signal = _StopOnSignal()
@@ -198,14 +273,15 @@ def main(argv):
         tfpg_callbacks.CSVLogger(csv_path),
         tfpg_callbacks.TensorBoard(os.path.join(logdir, "tensorboard")),
     ]
-    remaining = FLAGS.steps - agent.total_steps
+    remaining = settings["steps"] - agent.total_steps
     try:
         if remaining > 0:
-            distributed = FLAGS.num_workers > 0
-            agent.fit(FLAGS.env, remaining, num_envs=1 if distributed else FLAGS.num_envs,
-                      asynchronous=FLAGS.async_envs, callbacks=callbacks, verbose=FLAGS.verbose,
-                      num_workers=FLAGS.num_workers, envs_per_worker=FLAGS.envs_per_worker if distributed else 1,
-                      ray_address=FLAGS.ray_address, vector_env=FLAGS.vector_env)
+            distributed = settings["num_workers"] > 0
+            agent.fit(env_id, remaining, num_envs=1 if distributed else settings["num_envs"],
+                      asynchronous=settings["async_envs"], callbacks=callbacks, verbose=FLAGS.verbose,
+                      num_workers=settings["num_workers"],
+                      envs_per_worker=settings["envs_per_worker"] if distributed else 1,
+                      ray_address=settings["ray_address"] if distributed else None, vector_env=settings["vector_env"])
     except KeyboardInterrupt:
         agent.close()
         print(f"\nAborted by a second signal; the newest checkpoint in {checkpoints} is kept. "
@@ -227,14 +303,14 @@ def main(argv):
               f"{tf.train.latest_checkpoint(checkpoints)}. Continue with --resume --logdir={FLAGS.logdir}.",
               file=sys.stderr)
         sys.exit(130)
-    result = agent.evaluate(FLAGS.env, episodes=FLAGS.eval_episodes)
+    result = agent.evaluate(env_id, episodes=FLAGS.eval_episodes)
     policy_path = agent.export(os.path.join(logdir, "policy"))
     with open(os.path.join(logdir, "evaluation.json"), "w") as file:
-        json.dump({"env": FLAGS.env, "algorithm": agent.name, "total_steps": agent.total_steps,
+        json.dump({"env": env_id, "algorithm": agent.name, "total_steps": agent.total_steps,
                    "deterministic": True, **result}, file, indent=1)
     if os.path.exists(csv_path):
-        plot_learning_curve(csv_path, plot_path, f"{agent.name.upper()} on {FLAGS.env}")
-    print(f"Trained {agent.name} on {FLAGS.env} for {agent.total_steps} steps.")
+        plot_learning_curve(csv_path, plot_path, f"{agent.name.upper()} on {env_id}")
+    print(f"Trained {agent.name} on {env_id} for {agent.total_steps} steps.")
     print(f"Evaluation over {FLAGS.eval_episodes} episodes: "
           f"{result['mean_return']:.1f} ± {result['std_return']:.1f}")
     print(f"Policy (SavedModel): {policy_path}")
@@ -242,7 +318,7 @@ def main(argv):
     print(f"Logs:                {csv_path} and {os.path.join(logdir, 'tensorboard')}")
     print(f"Learning curve:      {plot_path}")
     print(f"Evaluation:          {os.path.join(logdir, 'evaluation.json')}")
-    print(f"Run it:  python -m tfpg.evaluate --policy={policy_path} --env={FLAGS.env}")
+    print(f"Run it:  python -m tfpg.evaluate --policy={policy_path} --env={env_id}")
     lock.close()
 
 

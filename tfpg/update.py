@@ -115,9 +115,17 @@ class UpdateMixin:
         return self._train_step
 
     def _before_update(self) -> None:
-        """Sets the annealed learning rate on the `optimizer` attribute, if there is one."""
+        """Sets the annealed learning rate, if the rate is annealed."""
+        if self.config.learning_rate_decay_steps > 0:
+            self._apply_learning_rate()
+
+    def _apply_learning_rate(self) -> None:
+        """Sets the `optimizer` attribute's rate (if there is one) to the config's, annealed to this step.
+
+        Called after a restore too: the optimizer's rate variable is checkpointed, and a run may continue
+        with another rate."""
         optimizer = getattr(self, "optimizer", None)
-        if optimizer is not None and self.config.learning_rate_decay_steps > 0:
+        if optimizer is not None:
             optimizer.learning_rate.assign(self._learning_rate_now())
 
     @staticmethod
