@@ -111,6 +111,12 @@ def test_the_exported_policy_refuses_malformed_inputs_naming_what_is_allowed(tmp
     for bad in _numeric_junk((2,), np.float32):
         refused(box_policy.signatures["log_prob"], r"actions must have shape \[batch, 2\]",
                 observations=np.zeros((len(np.atleast_1d(bad)), 3), np.float32), actions=bad)
+    for observation_rows, action_rows in ((1, 2), (2, 1), (3, 5)):  # never broadcast one against the other
+        refused(box_policy.signatures["log_prob"], r"observations, actions must hold the same number of rows",
+                observations=np.zeros((observation_rows, 3), np.float32),
+                actions=np.zeros((action_rows, 2), np.float32))
+        refused(discrete_policy.signatures["log_prob"], r"observations, actions must hold the same number of rows",
+                observations=np.ones(observation_rows, np.int64), actions=np.zeros((action_rows, 2), np.int64))
     for value in (np.nan, np.inf, -np.inf):
         observations = RNG.normal(size=(4, 3)).astype(np.float32)
         observations[RNG.integers(4), RNG.integers(3)] = value

@@ -124,6 +124,13 @@ def test_export_works_with_saved_model_cli_and_replaces_atomically(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "actions" in result.stdout
+    shown = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    # every signature declares its inputs' shapes (not unknown_rank): [None, 2] observations, [None] actions
+    inputs = [block.split("name:")[0] for block in shown.stdout.split("inputs['")[1:]]
+    assert sorted(block.split("'")[0] for block in inputs) == ["actions"] + ["observations"] * 4
+    for block in inputs:
+        assert "shape: (-1, 2)" in block if block.startswith("observations") else "shape: (-1)" in block, block
     agent.export(path)  # re-export over an existing policy
     assert sorted(os.listdir(tmp_path)) == ["obs.npy", "policy"]
     (tmp_path / "empty").mkdir()

@@ -80,6 +80,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         self.config = self.config_class.from_kwargs(**hyperparameters)
         self.networks = NetworkSpec.from_arguments(encoder, policy, value)
         self.built = False
+        self.env_id: str | None = None  # the Gymnasium id of the env last trained on, where known
         self.stop_training = False
         self.history = None
         self._collector: Collector | None = None
@@ -170,7 +171,15 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             "observation_space": self.observation_description,
             "action_space": self.action_description,
             **({"networks": self.networks.record()} if not self.networks.is_default else {}),
+            **({"env": self.env_id} if self.env_id is not None else {}),
         })
+
+    def _record_env(self, env) -> None:
+        """Remembers the Gymnasium id of `env` (an id, or an env made from one) for checkpoints and exports."""
+        env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+        if env_id is not None and env_id != self.env_id:
+            self.env_id = env_id
+            self._metadata.assign(self._metadata_json())
 
     def _check_spaces(self, observation: dict, action: dict) -> None:
         if not same_observation_spaces(observation, self.observation_description) \

@@ -298,6 +298,7 @@ def restore(agent, path: str) -> str:
             f"Checkpoint {prefix!r} could not be restored ({error.__class__.__name__}: {error}). "
             f"It may be corrupted; restore an earlier checkpoint of the same directory by its prefix."
         ) from None
+    agent.env_id = agent.env_id or metadata.get("env")
     agent._metadata.assign(agent._metadata_json())  # later checkpoints record the settings now in use
     agent._apply_learning_rate()
     return prefix

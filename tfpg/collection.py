@@ -58,6 +58,7 @@ class CollectionMixin:
                 raise
             self.close()
             source = Collector(vector_env, self.action_description, seed, skip_non_finite=skip)
+        self._record_env(env)
         self._collector = source
         self._collector_source = env
         self._collector_asynchronous = asynchronous

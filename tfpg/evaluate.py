@@ -1,9 +1,12 @@
 """Run an exported SavedModel policy in an environment.
 
     python -m tfpg.evaluate --policy=runs/cartpole/policy --env=CartPole-v1 --episodes=10
+    python -m tfpg.evaluate --policy=runs/cartpole        # a run folder; the env the policy records
 
 Needs only TensorFlow and Gymnasium at run time: the policy is loaded with
 `tf.saved_model.load` and queried through its `serving_default` signature.
+Without --env, the env is the one recorded in the export's
+`assets.extra/tfpg.json` (tfpg records the id of the env it trained on).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("policy", None, "Directory of a SavedModel written by agent.export or tfpg.train.")
-flags.DEFINE_string("env", None, "Gymnasium environment id.")
+flags.DEFINE_string("policy", None, "Directory of a SavedModel written by agent.export or tfpg.train, or a "
+                    "tfpg.train run folder (its policy/).")
+flags.DEFINE_string("env", None, "Gymnasium environment id (default: the env the policy records).")
 flags.DEFINE_integer("episodes", 10, "Episodes to run.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the first episode's reset (episode i uses seed + i).", lower_bound=0)
 flags.DEFINE_boolean("sample", False, "Sample actions instead of taking the deterministic ones.")
-flags.mark_flags_as_required(["policy", "env"])
+flags.mark_flag_as_required("policy")
 
 
 def run_episodes(policy, env, episodes: int, seed: int, sample: bool = False) -> list[float]:
@@ -58,52 +62,95 @@ def run_episodes(policy, env, episodes: int, seed: int, sample: bool = False) ->
     return returns
 
 
-def _check_policy_matches_env(policy_path: str, env) -> None:
-    """Raises a `UsageError` if the policy's recorded spaces are not the env's (tfpg exports record them)."""
-    import json
+def _policy_directory(path: str) -> str:
+    """The SavedModel directory `--policy` names: itself, or a run folder's `policy/`."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    if os.path.exists(os.path.join(path, "policy", "saved_model.pb")):
+        return os.path.join(path, "policy")
+    raise app.UsageError(f"--policy={path!r} is not a SavedModel directory (no saved_model.pb) nor a tfpg.train run "
+                         f"folder (no policy/saved_model.pb). Pass the directory agent.export wrote, or the run's "
+                         f"--logdir.")
 
-    from tfpg.envs import describe_action_space, describe_observation_space, same_observation_spaces
+
+def _export_record(policy_path: str) -> dict | None:
+    """The export's `assets.extra/tfpg.json`, or None for a SavedModel tfpg did not write."""
+    import json
 
     record = os.path.join(policy_path, "assets.extra", "tfpg.json")
     if not os.path.exists(record):
+        return None
+    try:
+        with open(record) as file:
+            exported = json.load(file)
+        if not isinstance(exported, dict) or "observation_space" not in exported or "action_space" not in exported:
+            raise ValueError("no observation and action spaces")
+        return exported
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise app.UsageError(f"{record} is damaged ({error.__class__.__name__}: {error}); export the policy again "
+                             f"(agent.export or the run's final export).") from None
+
+
+def _check_policy_matches_env(policy_path: str, exported: dict | None, env, env_id: str) -> None:
+    """Raises a `UsageError` if the policy's recorded spaces are not the env's (tfpg exports record them)."""
+    from tfpg.envs import describe_action_space, describe_observation_space, same_observation_spaces
+
+    if exported is None:
         return
-    with open(record) as file:
-        exported = json.load(file)
     try:
         spaces = (describe_observation_space(env.observation_space), describe_action_space(env.action_space))
     except ValueError as error:
-        raise app.UsageError(f"--env={FLAGS.env!r} cannot be evaluated: {error}") from None
+        raise app.UsageError(f"--env={env_id!r} cannot be evaluated: {error}") from None
     if not same_observation_spaces(spaces[0], exported["observation_space"]) \
             or spaces[1] != exported["action_space"]:
         raise app.UsageError(
             f"--policy={policy_path!r} was exported for observation space {exported['observation_space']} and "
-            f"action space {exported['action_space']}, but --env={FLAGS.env!r} has {spaces[0]} and {spaces[1]}. "
+            f"action space {exported['action_space']}, but --env={env_id!r} has {spaces[0]} and {spaces[1]}. "
             f"Evaluate it on an env with the spaces it was trained for."
         )
+
+
+def _load_policy(policy_path: str):
+    """The loaded SavedModel, checked to have the signature `run_episodes` calls."""
+    import tensorflow as tf
+
+    try:
+        policy = tf.saved_model.load(policy_path)
+    except Exception as error:  # a damaged SavedModel surfaces as several error types
+        raise app.UsageError(f"--policy={policy_path!r} could not be loaded as a SavedModel "
+                             f"({error.__class__.__name__}: {str(error).splitlines()[0][:200]}).") from None
+    signatures = getattr(policy, "signatures", {})
+    if "serving_default" not in signatures or "sample" not in signatures:
+        raise app.UsageError(f"--policy={policy_path!r} is a SavedModel but not a tfpg policy: it has no "
+                             f"serving_default and sample signatures (it has: {', '.join(signatures) or 'none'}).")
+    return policy
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     import numpy as np
-    import tensorflow as tf
 
     from tfpg.envs import check_env_id, make_env
 
-    if not os.path.exists(os.path.join(FLAGS.policy, "saved_model.pb")):
-        raise app.UsageError(f"--policy={FLAGS.policy!r} is not a SavedModel directory (no saved_model.pb).")
+    policy_path = _policy_directory(FLAGS.policy)
+    exported = _export_record(policy_path)
+    env_id = FLAGS.env or (exported or {}).get("env")
+    if env_id is None:
+        raise app.UsageError(f"--policy={policy_path!r} does not record the env it was trained on (it was not "
+                             f"trained on a Gymnasium id); pass --env=<id>.")
     try:
-        check_env_id(FLAGS.env)
+        check_env_id(env_id)
     except ValueError as error:
         raise app.UsageError(f"--env: {error}") from None
-    env = make_env(FLAGS.env)
+    policy = _load_policy(policy_path)
+    env = make_env(env_id)
     try:
-        _check_policy_matches_env(FLAGS.policy, env)
-        policy = tf.saved_model.load(FLAGS.policy)
+        _check_policy_matches_env(policy_path, exported, env, env_id)
         returns = run_episodes(policy, env, FLAGS.episodes, FLAGS.seed, FLAGS.sample)
     finally:
         env.close()
-    print(f"{FLAGS.env}: mean return {np.mean(returns):.1f} ± {np.std(returns):.1f} "
+    print(f"{env_id}: mean return {np.mean(returns):.1f} ± {np.std(returns):.1f} "
           f"over {len(returns)} episodes (min {np.min(returns):.1f}, max {np.max(returns):.1f})")
 
 

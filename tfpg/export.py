@@ -3,9 +3,11 @@
 Signatures (batched: `observations` are float32 `[batch, *obs_shape]` for Box
 spaces, uint8 for images, int64 `[batch]` for Discrete ones; for Dict and Tuple
 spaces one input per leaf, `observations_<key>` or `observations_<index>`, with
-nested keys joined by '_'). Inputs of another shape, NaN or
-infinite values and out-of-range discrete values are refused with an
-`InvalidArgumentError` naming the input and what it allows (`serving_checks`).
+nested keys joined by '_'); each signature declares those shapes, `[None, ...]`.
+Inputs of another shape (the declared shapes are not enforced by TensorFlow),
+inputs of different row counts, NaN or infinite values and out-of-range discrete
+values are refused with an `InvalidArgumentError` naming the input and what it
+allows (`serving_checks`).
 
 - `serving_default(observations) -> {"actions"}`: deterministic env-ready
   actions (distribution mode, normalisation inside, clipped to Box bounds).
@@ -27,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfpg.image_encoder import is_image
-from tfpg.serving_checks import checked_input
+from tfpg.serving_checks import checked_input, same_rows
 
 _SERVING_OBSERVATION_DTYPE = {"Box": tf.float32, "Discrete": tf.int64}
 
@@ -116,9 +118,6 @@ class PolicyModule(tf.Module):
         env_action_shape = [] if action["type"] == "Discrete" else action["shape"]
         env_action_dtype = tf.float32 if action["type"] == "Box" else tf.int64
         actions_spec = tf.TensorSpec((None, *env_action_shape), env_action_dtype, name="actions")
-        # The signatures accept any shape, so that wrong inputs meet the checks instead of a deep TF error.
-        any_leaves = [tf.TensorSpec(None, dtype, name=name) for dtype, name in zip(serving_dtypes, names)]
-        any_actions = tf.TensorSpec(None, env_action_dtype, name="actions")
         count = len(leaves)
 
         def model_input(flat):
@@ -128,13 +127,7 @@ class PolicyModule(tf.Module):
         def checked_observations(flat):
             checked = [checked_input(t, name, leaf.shape, **_allowed_values(leaf.description, leaf.shape))
                        for t, name, leaf in zip(flat, names, leaves)]
-            if count > 1:  # every entry must hold the same number of observations
-                sizes = tf.stack([tf.shape(t)[0] for t in checked])
-                same = tf.debugging.Assert(tf.reduce_all(tf.equal(sizes, sizes[0])), [
-                    f"the observation inputs {', '.join(names)} must hold the same number of rows; got", sizes])
-                with tf.control_dependencies([same]):
-                    checked = [tf.identity(t) for t in checked]
-            return checked
+            return same_rows(checked, names) if count > 1 else checked
 
         def checked_actions(actions):
             return checked_input(actions, "actions", env_action_shape, **_allowed_values(action, env_action_shape))
@@ -157,20 +150,21 @@ class PolicyModule(tf.Module):
         frozen_log_prob = _frozen(log_prob, *leaf_specs, actions_spec)
         frozen_value = _frozen(value, *leaf_specs)
 
-        @tf.function(input_signature=any_leaves)
+        @tf.function(input_signature=leaf_specs)
         def serving_default_fn(*flat):
             return {"actions": _single(frozen_mode(*checked_observations(flat)))}
 
-        @tf.function(input_signature=any_leaves)
+        @tf.function(input_signature=leaf_specs)
         def sample_fn(*flat):
             return {"actions": _single(frozen_sample(*checked_observations(flat)))}
 
-        @tf.function(input_signature=[*any_leaves, any_actions])
+        @tf.function(input_signature=[*leaf_specs, actions_spec])
         def log_prob_fn(*flat_and_actions):
             flat, actions = flat_and_actions[:count], flat_and_actions[count]
-            return {"log_prob": _single(frozen_log_prob(*checked_observations(flat), checked_actions(actions)))}
+            checked = same_rows([*checked_observations(flat), checked_actions(actions)], [*names, "actions"])
+            return {"log_prob": _single(frozen_log_prob(*checked))}
 
-        @tf.function(input_signature=any_leaves)
+        @tf.function(input_signature=leaf_specs)
         def value_fn(*flat):
             return {"value": _single(frozen_value(*checked_observations(flat)))}
 
