@@ -10,6 +10,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
+import importlib  # noqa: E402
+
+from tfpg.native_output import held_back  # noqa: E402
+
+with held_back():  # the notices TensorFlow's libraries print to stderr as they load (see tfpg.native_output)
+    for _library in ("tensorflow", "tensorflow_probability"):
+        importlib.import_module(_library)
+
 from tfpg import callbacks, optimizers  # noqa: E402
 from tfpg.agent import OnPolicyAgent  # noqa: E402
 from tfpg.algorithms import A2C, ACKTR, ALGORITHMS, NPG, PPO, REINFORCE, TRPO  # noqa: E402

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfpg.compiled import compiled
 from tfpg.numpy_policy import NumpyPolicy, mirrors
 from tfpg.observations import ObservationSpec
 
@@ -42,7 +43,7 @@ class ActingPolicy:
         self.policy = policy
         self.observation_spec = ObservationSpec(observation)
         self.mirror = NumpyPolicy(policy, observation, action) if mirrors(policy) else None
-        self._sample = tf.function(
+        self._sample = compiled(
             self._sample_tensorflow,
             input_signature=[self.observation_spec.tensor_specs(), tf.TensorSpec([2], tf.int32)],
         ).get_concrete_function()

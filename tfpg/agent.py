@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfpg.compiled import compiled
 from tfpg import callbacks as callbacks_module
 from tfpg import checkpoint as checkpoint_module
 from tfpg.acting import ActingPolicy
@@ -147,19 +148,19 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         self._checkpoint = tf.train.Checkpoint(**self._checkpoint_children)
         observation_spec = self.observation_spec.tensor_specs()
         action_spec = tf.TensorSpec((None, self._action_size), self._action_dtype)
-        self._sample_fn = tf.function(self._sample, input_signature=[observation_spec])
-        self._mode_fn = tf.function(self._mode, input_signature=[observation_spec])
-        self._value_fn = tf.function(self.value_model.__call__, input_signature=[observation_spec])
-        self._evaluate_fn = tf.function(self._log_probs_and_values,
+        self._sample_fn = compiled(self._sample, input_signature=[observation_spec])
+        self._mode_fn = compiled(self._mode, input_signature=[observation_spec])
+        self._value_fn = compiled(self.value_model.__call__, input_signature=[observation_spec])
+        self._evaluate_fn = compiled(self._log_probs_and_values,
                                         input_signature=[observation_spec, action_spec])
-        self._normalize_fn = tf.function(self._update_observation_statistics,
+        self._normalize_fn = compiled(self._update_observation_statistics,
                                          input_signature=[observation_spec])
         batch_spec = {
             "observations": observation_spec,
             "actions": action_spec,
             **{k: tf.TensorSpec((None,), tf.float32) for k in BATCH_FIELDS[2:]},
         }
-        self._train_step = tf.function(self._transactional_update, input_signature=[batch_spec])
+        self._train_step = compiled(self._transactional_update, input_signature=[batch_spec])
         self.built = True
 
     def _metadata_json(self) -> str:

@@ -13,6 +13,7 @@ import csv
 import math
 import numbers
 import os
+import sys
 import time
 from typing import Iterable
 
@@ -93,34 +94,71 @@ def _check_callback(callback) -> None:
 
 
 class ProgressBar(Callback):
-    """A `keras.utils.Progbar` over environment steps: ETA, return, steps/s and losses.
+    """Progress over environment steps: ETA, return, steps/s and losses.
+
+    On a terminal, a `keras.utils.Progbar` redrawn in place. Elsewhere (a file,
+    a pipe, a CI log) plain lines without colours or carriage returns: one after
+    the first iteration, then one every `interval` seconds, and one at the end.
 
     Args:
-        metrics: the log keys shown next to the bar.
+        metrics: the log keys shown.
+        interval: seconds between plain lines.
     """
 
     def __init__(self, metrics: tuple[str, ...] = ("episode_return", "steps_per_second", "entropy",
-                                                   "approx_kl")):
+                                                   "approx_kl"), interval: float = 10.0):
         super().__init__()
         self.metrics = metrics
+        self.interval = interval
         self.progbar = None
         self.start_steps = 0
+        self._started = self._printed = 0.0
+        self._last_line = None
 
     def on_train_begin(self, logs=None):
         self.start_steps = self.params["initial_steps"]
-        self.progbar = keras.utils.Progbar(
-            self.params["steps"], stateful_metrics=list(self.metrics), unit_name="step"
-        )
+        self._started = time.monotonic()
+        self._printed = None
+        self._last_line = None
+        if sys.stdout.isatty():
+            self.progbar = keras.utils.Progbar(
+                self.params["steps"], stateful_metrics=list(self.metrics), unit_name="step"
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         values = [(k, logs[k]) for k in self.metrics if k in logs and _is_number(logs[k])]
         done = min(int(logs.get("total_steps", 0)) - self.start_steps, self.params["steps"])
-        self.progbar.update(done, values=values, finalize=False)
+        if self.progbar is not None:
+            self.progbar.update(done, values=values, finalize=False)
+            return
+        self._last_line = self._plain_line(done, values)
+        now = time.monotonic()
+        if self._printed is None or now - self._printed >= self.interval:
+            print(self._last_line, flush=True)
+            self._printed = now
+            self._last_line = None
+
+    def _plain_line(self, done: int, values: list) -> str:
+        total = self.params["steps"]
+        elapsed = time.monotonic() - self._started
+        remaining = elapsed / done * (total - done) if done > 0 else float("nan")
+        shown = " ".join(f"{k}={float(v):.4g}" for k, v in values)
+        return (f"{done}/{total} steps ({100 * done / total:.0f}%) {shown} elapsed {_clock(elapsed)} "
+                f"eta {_clock(remaining)}")
 
     def on_train_end(self, logs=None):
         if self.progbar is not None:
             self.progbar.update(self.progbar._seen_so_far, finalize=True)
+        elif self._last_line is not None:
+            print(self._last_line, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _is_number(value) -> bool:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import uuid
 
 import tensorflow as tf
 
 from tfpg.config import CHANGEABLE_ON_RESUME, describe_changes, resume_conflicts
 from tfpg.envs import same_observation_spaces
-from tfpg.errors import DamagedCheckpointError
+from tfpg.errors import CheckpointWriteError, DamagedCheckpointError
 from tfpg.network_factories import ROLES
 
 _METADATA_KEY = "metadata/.ATTRIBUTES/VARIABLE_VALUE"
@@ -215,9 +217,39 @@ def save(agent, directory: str, max_to_keep: int = 3) -> str:
                     f"that run with tfpg.load to continue it."
                 )
         _set_aside_unreadable_index(directory)
+        _remove_temporaries(directory)  # left by a process killed while it wrote a checkpoint
         manager = tf.train.CheckpointManager(agent._checkpoint, directory, max_to_keep=max_to_keep)
         agent._managers[directory] = manager
-    return manager.save(checkpoint_number=agent.total_steps)
+    try:
+        return manager.save(checkpoint_number=agent.total_steps)
+    except (OSError, tf.errors.OpError) as error:
+        _remove_temporaries(directory)
+        newest = _newest_by_index(directory)
+        raise CheckpointWriteError(
+            f"Could not write a checkpoint at {agent.total_steps} steps into {directory!r} ({_reason(error)}). "
+            + (f"The checkpoints already there are intact; the newest is {os.path.basename(newest)}."
+               if newest else "No checkpoint of this run was written yet.")
+            + " Free disk space (or fix the directory) and continue from the newest checkpoint."
+        ) from None
+
+
+def _reason(error: Exception) -> str:
+    """The first line of an OS or TensorFlow error's message."""
+    text = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "", getattr(error, "message", None) or str(error)).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def _remove_temporaries(directory: str) -> None:
+    """Deletes the `<prefix>_temp*` folders TensorFlow writes a checkpoint's shards into before renaming them."""
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        if "_temp" in name and name.startswith("ckpt-"):
+            path = os.path.join(directory, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
 
 
 def _newest_readable_metadata(directory: str) -> tuple:

@@ -30,8 +30,16 @@ def _unsupported(space: Any, role: str, supported: tuple[str, ...], why: str = "
     reason = f" ({why})" if why else ""
     return ValueError(
         f"Unsupported {role} space {space!r}{reason}. tfpg supports {role} spaces: "
-        f"{', '.join(supported)}. Wrap the environment so that it exposes one of these."
+        f"{', '.join(supported)}. {_WRAPPER_ADVICE[role]}"
     )
+
+
+_WRAPPER_ADVICE = {
+    "observation": "Wrap the environment in a gymnasium.ObservationWrapper that turns its observations into one "
+                   "of these.",
+    "action": "Wrap the environment in a gymnasium.ActionWrapper whose action_space is one of these and whose "
+              "action() turns such actions into the env's own.",
+}
 
 
 def _check_box(space: spaces.Box, role: str, supported: tuple[str, ...], kind, kind_reason: str) -> None:

@@ -20,3 +20,10 @@ class EnvCopyError(RuntimeError):
 
 class DamagedCheckpointError(ValueError):
     """A checkpoint's files are unreadable, truncated or corrupted (other checkpoints of its directory may be intact)."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, a file-size limit, a vanished directory).
+
+    The checkpoints written before are intact: TensorFlow writes each under a temporary name, and tfpg
+    removes what a failed write left behind."""

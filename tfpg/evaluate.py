@@ -15,7 +15,7 @@ import os
 
 from absl import app, flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfpg.launcher import run_program  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -156,7 +156,7 @@ def main(argv):
 
 def run():
     """Console entry point."""
-    app.run(main)
+    run_program(main)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def define_hyperparameter_flags(config_classes, flag_values=flags.FLAGS) -> list
     """Defines one flag per hyperparameter; returns their names."""
     names = []
     for name, field in config_fields(config_classes).items():
-        help_text = f"{field.metadata['help']} Allowed: {describe_allowed(field)}. Default: algorithm's."
+        help_text = f"{field.metadata['help']} Allowed: {describe_allowed(field)}."
         default = field.default
         if isinstance(default, bool):
             flags.DEFINE_boolean(name, None, help_text, flag_values=flag_values)

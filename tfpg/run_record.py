@@ -37,15 +37,26 @@ def read_run_record(logdir: str) -> dict | None:
     return record
 
 
-def write_run_record(logdir: str, record: dict) -> None:
-    """Writes `record` as `logdir`'s run record: to a temporary file, flushed, then renamed over the old one."""
-    path = os.path.join(logdir, RECORD_NAME)
+def write_json(path: str, data) -> None:
+    """Writes `data` as JSON to `path`: to a temporary file, flushed, then renamed over the old one.
+
+    On an error (a full disk) the old file is unchanged and the temporary one removed."""
     temporary = path + ".tmp"
-    with open(temporary, "w") as file:
-        json.dump(record, file, indent=1)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w") as file:
+            json.dump(data, file, indent=1)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def write_run_record(logdir: str, record: dict) -> None:
+    """Writes `record` as `logdir`'s run record, atomically (`write_json`)."""
+    write_json(os.path.join(logdir, RECORD_NAME), record)
 
 
 def updated_record(record: dict | None, settings: dict, total_steps: int, changes: dict) -> dict:

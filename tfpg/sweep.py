@@ -34,6 +34,7 @@ from absl import app, flags
 
 from tfpg import ALGORITHMS
 from tfpg.envs import check_env_id
+from tfpg.launcher import run_program
 from tfpg.ray_cluster import connect, import_ray
 from tfpg.run_summary import markdown_table, plot_curves, read_run
 from tfpg.sweep_plan import SEARCH_KINDS, Trial, launcher_command, parse_grid, parse_search, trials
@@ -140,7 +141,7 @@ def main(argv):
 
 def run():
     """Console entry point."""
-    app.run(main)
+    run_program(main, ALGORITHMS)
 
 
 if __name__ == "__main__":

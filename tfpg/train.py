@@ -18,7 +18,6 @@ not have are refused. SIGINT and SIGTERM write a checkpoint before exiting.
 from __future__ import annotations
 
 import fcntl
-import json
 import math
 import os
 import signal
@@ -33,11 +32,12 @@ from tfpg import callbacks as tfpg_callbacks
 from tfpg.checkpoint import load, load_newest_intact, resolve
 from tfpg.config import CHANGEABLE_ON_RESUME, describe_changes, resume_conflicts
 from tfpg.envs import check_backend, check_env_id, make_env
-from tfpg.errors import EnvError, NonFiniteError
+from tfpg.errors import CheckpointWriteError, EnvError, NonFiniteError
 from tfpg.flags import define_hyperparameter_flags, hyperparameters_from_flags
+from tfpg.launcher import run_program
 from tfpg.plotting import plot_learning_curve
 from tfpg.ray_cluster import check_reachable, import_ray
-from tfpg.run_record import RECORD_NAME, SETTINGS, read_run_record, updated_record, write_run_record
+from tfpg.run_record import RECORD_NAME, SETTINGS, read_run_record, updated_record, write_json, write_run_record
 
 FLAGS = flags.FLAGS
 
@@ -236,6 +236,106 @@ class _StopOnSignal(tfpg_callbacks.Callback):
             self.agent.stop_training = True
 
 
+def _open_logdir(logdir: str, lock, agent, settings: dict, changes: dict):
+    """Creates the run directory, takes its lock and records the launch; returns the lock.
+
+    Raises app.UsageError if the directory cannot be written (nothing of the run is written then)."""
+    try:
+        os.makedirs(logdir, exist_ok=True)
+        lock = lock or _lock_logdir(logdir)
+        record = read_run_record(logdir) if FLAGS.resume else None
+        write_run_record(logdir, updated_record(record, settings, agent.total_steps, changes))
+    except OSError as error:
+        raise app.UsageError(f"Cannot write the run into --logdir={FLAGS.logdir!r}: {error.strerror or error} "
+                             f"({error.filename or logdir}). Choose a directory you can write to.") from None
+    if changes:
+        print("Continuing with " + ", ".join(f"{name}={new!r} (was {old!r})" for name, (old, new) in changes.items())
+              + f"; recorded in {os.path.join(logdir, RECORD_NAME)}.", file=sys.stderr)
+    return lock
+
+
+def _train(agent, settings: dict, logdir: str, checkpoints: str) -> None:
+    """Trains to the step target; an error or signal ends the process with its message and the newest checkpoint."""
+    stop_on_signal = _StopOnSignal()
+    callbacks = [
+        stop_on_signal,
+        tfpg_callbacks.Checkpoint(checkpoints, every=None, seconds=FLAGS.checkpoint_seconds,
+                                  max_to_keep=FLAGS.keep_checkpoints),
+        tfpg_callbacks.CSVLogger(os.path.join(logdir, "progress.csv")),
+        tfpg_callbacks.TensorBoard(os.path.join(logdir, "tensorboard")),
+    ]
+    remaining = settings["steps"] - agent.total_steps
+    resume_hint = f"Continue with --resume --logdir={FLAGS.logdir}."
+    try:
+        if remaining > 0:
+            distributed = settings["num_workers"] > 0
+            agent.fit(settings["env"], remaining, num_envs=1 if distributed else settings["num_envs"],
+                      asynchronous=settings["async_envs"], callbacks=callbacks, verbose=FLAGS.verbose,
+                      num_workers=settings["num_workers"],
+                      envs_per_worker=settings["envs_per_worker"] if distributed else 1,
+                      ray_address=settings["ray_address"] if distributed else None, vector_env=settings["vector_env"])
+    except KeyboardInterrupt:
+        _stop(agent, f"Aborted by a second signal; the newest checkpoint in {checkpoints} is kept. {resume_hint}", 130)
+    except EnvError as error:
+        _stop(agent, f"Training stopped: {error}\nFinal checkpoint: {tf.train.latest_checkpoint(checkpoints)}. "
+                     f"{resume_hint}", 1)
+    except NonFiniteError as error:
+        _stop(agent, f"Training stopped: {error}\nThe newest checkpoint in {checkpoints} is the last good state.", 1)
+    except CheckpointWriteError as error:
+        _stop(agent, f"Training stopped: {error} {resume_hint}", 1)
+    except OSError as error:  # the logs (CSV, TensorBoard) could not be written
+        _stop(agent, f"Training stopped: a log file could not be written ({error}). The newest checkpoint in "
+                     f"{checkpoints} is kept; free disk space, then {resume_hint[0].lower()}{resume_hint[1:]}", 1)
+    agent.close()
+    if stop_on_signal.received is not None:
+        _stop(agent, f"Interrupted at {agent.total_steps} steps; checkpoint written to "
+                     f"{tf.train.latest_checkpoint(checkpoints)}. {resume_hint}", 130)
+
+
+def _stop(agent, message: str, status: int) -> None:
+    agent.close()
+    print(f"\n{message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _finish(agent, env_id: str, logdir: str, checkpoints: str) -> None:
+    """The final evaluation, export, evaluation record and plot; Ctrl-C or SIGTERM stop them at once."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_keyboard_interrupt)
+    csv_path = os.path.join(logdir, "progress.csv")
+    plot_path = os.path.join(logdir, "learning_curve.png")
+    kept = f"The final checkpoint {tf.train.latest_checkpoint(checkpoints)} is kept"
+    try:
+        result = agent.evaluate(env_id, episodes=FLAGS.eval_episodes)
+        policy_path = agent.export(os.path.join(logdir, "policy"))
+        write_json(os.path.join(logdir, "evaluation.json"),
+                   {"env": env_id, "algorithm": agent.name, "total_steps": agent.total_steps, "deterministic": True,
+                    **result})
+        if os.path.exists(csv_path):
+            plot_learning_curve(csv_path, plot_path, f"{agent.name.upper()} on {env_id}")
+    except KeyboardInterrupt:
+        _stop(agent, f"Interrupted during the final evaluation and export. {kept}; an earlier export in "
+                     f"{os.path.join(logdir, 'policy')} is unchanged. Export it with --resume --logdir={FLAGS.logdir} "
+                     f"(no more steps are trained).", 130)
+    except (OSError, tf.errors.OpError) as error:
+        _stop(agent, f"The final evaluation and export failed: {getattr(error, 'message', None) or error}. {kept}; an "
+                     f"earlier export is unchanged (exports are written beside it and moved into place). Free disk "
+                     f"space, then export with --resume --logdir={FLAGS.logdir}.", 1)
+    print(f"Trained {agent.name} on {env_id} for {agent.total_steps} steps.")
+    print(f"Evaluation over {FLAGS.eval_episodes} episodes: "
+          f"{result['mean_return']:.1f} ± {result['std_return']:.1f}")
+    print(f"Policy (SavedModel): {policy_path}")
+    print(f"Checkpoints:         {checkpoints}")
+    print(f"Logs:                {csv_path} and {os.path.join(logdir, 'tensorboard')}")
+    print(f"Learning curve:      {plot_path}")
+    print(f"Evaluation:          {os.path.join(logdir, 'evaluation.json')}")
+    print(f"Run it:  python -m tfpg.evaluate --policy={logdir}")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -255,76 +355,15 @@ def main(argv):
     else:
         (agent, settings), changes = _new_run(logdir, checkpoints), {}
     _check_collection(settings)
-    os.makedirs(logdir, exist_ok=True)
-    lock = lock or _lock_logdir(logdir)
-    record = read_run_record(logdir) if FLAGS.resume else None
-    write_run_record(logdir, updated_record(record, settings, agent.total_steps, changes))
-    if changes:
-        print("Continuing with " + ", ".join(f"{name}={new!r} (was {old!r})" for name, (old, new) in changes.items())
-              + f"; recorded in {os.path.join(logdir, RECORD_NAME)}.", file=sys.stderr)
-    env_id = settings["env"]
-    csv_path = os.path.join(logdir, "progress.csv")
-    plot_path = os.path.join(logdir, "learning_curve.png")
-    stop_on_signal = _StopOnSignal()
-    callbacks = [
-        stop_on_signal,
-        tfpg_callbacks.Checkpoint(checkpoints, every=None, seconds=FLAGS.checkpoint_seconds,
-                                  max_to_keep=FLAGS.keep_checkpoints),
-        tfpg_callbacks.CSVLogger(csv_path),
-        tfpg_callbacks.TensorBoard(os.path.join(logdir, "tensorboard")),
-    ]
-    remaining = settings["steps"] - agent.total_steps
-    try:
-        if remaining > 0:
-            distributed = settings["num_workers"] > 0
-            agent.fit(env_id, remaining, num_envs=1 if distributed else settings["num_envs"],
-                      asynchronous=settings["async_envs"], callbacks=callbacks, verbose=FLAGS.verbose,
-                      num_workers=settings["num_workers"],
-                      envs_per_worker=settings["envs_per_worker"] if distributed else 1,
-                      ray_address=settings["ray_address"] if distributed else None, vector_env=settings["vector_env"])
-    except KeyboardInterrupt:
-        agent.close()
-        print(f"\nAborted by a second signal; the newest checkpoint in {checkpoints} is kept. "
-              f"Continue with --resume --logdir={FLAGS.logdir}.", file=sys.stderr)
-        sys.exit(130)
-    except EnvError as error:
-        agent.close()
-        print(f"\nTraining stopped: {error}\nFinal checkpoint: {tf.train.latest_checkpoint(checkpoints)}. "
-              f"Continue with --resume --logdir={FLAGS.logdir}.", file=sys.stderr)
-        sys.exit(1)
-    except NonFiniteError as error:
-        agent.close()
-        print(f"\nTraining stopped: {error}\nThe newest checkpoint in {checkpoints} is the last good state.",
-              file=sys.stderr)
-        sys.exit(1)
-    agent.close()
-    if stop_on_signal.received is not None:
-        print(f"\nInterrupted at {agent.total_steps} steps; checkpoint written to "
-              f"{tf.train.latest_checkpoint(checkpoints)}. Continue with --resume --logdir={FLAGS.logdir}.",
-              file=sys.stderr)
-        sys.exit(130)
-    result = agent.evaluate(env_id, episodes=FLAGS.eval_episodes)
-    policy_path = agent.export(os.path.join(logdir, "policy"))
-    with open(os.path.join(logdir, "evaluation.json"), "w") as file:
-        json.dump({"env": env_id, "algorithm": agent.name, "total_steps": agent.total_steps,
-                   "deterministic": True, **result}, file, indent=1)
-    if os.path.exists(csv_path):
-        plot_learning_curve(csv_path, plot_path, f"{agent.name.upper()} on {env_id}")
-    print(f"Trained {agent.name} on {env_id} for {agent.total_steps} steps.")
-    print(f"Evaluation over {FLAGS.eval_episodes} episodes: "
-          f"{result['mean_return']:.1f} ± {result['std_return']:.1f}")
-    print(f"Policy (SavedModel): {policy_path}")
-    print(f"Checkpoints:         {checkpoints}")
-    print(f"Logs:                {csv_path} and {os.path.join(logdir, 'tensorboard')}")
-    print(f"Learning curve:      {plot_path}")
-    print(f"Evaluation:          {os.path.join(logdir, 'evaluation.json')}")
-    print(f"Run it:  python -m tfpg.evaluate --policy={policy_path} --env={env_id}")
+    lock = _open_logdir(logdir, lock, agent, settings, changes)
+    _train(agent, settings, logdir, checkpoints)
+    _finish(agent, settings["env"], logdir, checkpoints)
     lock.close()
 
 
 def run():
     """Console entry point."""
-    app.run(main)
+    run_program(main, tfpg.ALGORITHMS, HYPERPARAMETER_FLAGS)
 
 
 if __name__ == "__main__":

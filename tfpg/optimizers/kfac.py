@@ -78,8 +78,18 @@ class KFAC(tf.Module):
     sample and output position (KFC, see `tfpg.optimizers.kfac_blocks`): A is
     the mean of ā āᵀ over samples and positions, G = E[Σ_t g_t g_tᵀ].
 
-    Variables outside registered layers (e.g. a Gaussian log-std) take their
-    plain gradient, scaled by the same η and counted in ΔᵀF̂Δ as Δᵀ∇.
+    Variables outside registered layers take their gradient divided by their
+    Fisher scale c (`diagonal_fisher`, default 1: the Fisher block is taken as
+    c·I; a diagonal Gaussian's state-independent log-std has exactly 2I), scaled
+    by the same η and counted in ΔᵀF̂Δ as c‖Δ‖².
+
+    F̂'s block-diagonal Kronecker model describes the curvature along Δ poorly
+    when the factors, running averages over past policies, lag a curvature
+    that grows during training, and it drops the terms between layers. Given
+    `curvature_fn`, which returns ΔᵀFΔ under the exact Fisher (one
+    Fisher-vector product), the step size uses that instead, as K-FAC's
+    authors do for their step's scale (Martens & Grosse, 2015, §6-7): K-FAC
+    then chooses the direction and the exact curvature its length.
 
     Args:
         layers: the Dense layers to precondition (built, without LoRA or quantisation).
@@ -93,12 +103,14 @@ class KFAC(tf.Module):
             step); the caller gathers them when `gathers_statistics()` is true.
         inverse_update_every: steps between refreshes of the inverses.
         momentum: momentum of the update (0 disables it).
+        diagonal_fisher: `{id(variable): c}` for variables outside registered
+            layers whose Fisher block is c·I (others: 1).
     """
 
     def __init__(self, layers: Sequence, variables: Sequence, learning_rate: float = 0.25,
                  max_kl: float = 0.002, damping: float = 0.01, decay: float = 0.99,
                  statistics_every: int = 1, inverse_update_every: int = 10, momentum: float = 0.0,
-                 name: str = "kfac"):
+                 diagonal_fisher: dict | None = None, name: str = "kfac"):
         super().__init__(name=name)
         self.layers = list(layers)
         self._blocks = {id(layer): block_for(layer) for layer in self.layers}
@@ -114,6 +126,7 @@ class KFAC(tf.Module):
         self.momentum = momentum
         registered = {id(v) for layer in self.layers for v in (layer.kernel, layer.bias)}
         self.other_variables = [v for v in self.variables_to_update if id(v) not in registered]
+        self.diagonal_fisher = {id(v): float((diagonal_fisher or {}).get(id(v), 1.0)) for v in self.other_variables}
         self.steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps")
         self.a_factors, self.g_factors, self.a_inverses, self.g_inverses = [], [], [], []
         for layer in self.layers:
@@ -186,7 +199,9 @@ class KFAC(tf.Module):
 
         Args:
             output_gradients: per-sample g = ∂/∂s, one per registered layer
-                (row i is sample i's), of the SUMMED log-likelihood
+                (row i is sample i's), or a list of several whose G = E[g gᵀ]
+                add up (the rows of Σₖ over outputs k of an exact expectation,
+                such as a Gaussian's Jᵀ Σ⁻¹ J), of the SUMMED log-likelihood
                 Σᵢ wᵢ log p(ỹᵢ|xᵢ) of targets sampled from the model, or, for a
                 unit-variance Gaussian scalar output y, of Σᵢ wᵢ yᵢ: its rows are
                 the Jacobians J = ∂y/∂s, and E over ỹ ~ N(y, 1) of the sampled
@@ -201,7 +216,8 @@ class KFAC(tf.Module):
             block = self._blocks[id(layer)]
             inputs = self._inputs(layer)
             positions = block.positions(self._records[id(layer)][1])
-            rows = block.gradient_rows(gradient)
+            parts = [block.gradient_rows(part) for part in (gradient if isinstance(gradient, (list, tuple))
+                                                             else [gradient])]
             if weights is None:
                 weighted, count = inputs, tf.cast(tf.shape(inputs)[0], tf.float32)
             else:
@@ -215,7 +231,8 @@ class KFAC(tf.Module):
             count = tf.maximum(count, 1.0)
             a_factor.assign(decay * a_factor + (1.0 - decay) * second_moment / count)
             samples = count / positions
-            g_factor.assign(decay * g_factor + (1.0 - decay) * tf.matmul(rows, rows, transpose_a=True) / samples)
+            outer = tf.add_n([tf.matmul(rows, rows, transpose_a=True) for rows in parts])
+            g_factor.assign(decay * g_factor + (1.0 - decay) * outer / samples)
 
     def output_weighted_gradients(self, output_gradients: Sequence[tf.Tensor],
                                   cotangents: tf.Tensor) -> dict[int, tf.Tensor]:
@@ -247,17 +264,23 @@ class KFAC(tf.Module):
             a_inverse.assign(a_inv)
             g_inverse.assign(g_inv)
 
-    def apply_gradients(self, gradients: Sequence[tf.Tensor], kl_fn: Callable[[], tf.Tensor] | None = None) -> dict:
+    def apply_gradients(self, gradients: Sequence[tf.Tensor], kl_fn: Callable[[], tf.Tensor] | None = None,
+                        curvature_fn: Callable[[list], tf.Tensor] | None = None) -> dict:
         """Preconditions `gradients` (aligned with `variables`), scales the step and applies it.
 
         Args:
             gradients: gradients of the loss, aligned with `variables`.
             kl_fn: optional; returns the exact mean KL between the model before
-                the step and the model now. A step whose KL exceeds δ is
-                shrunk by sqrt(δ / KL).
+                the step and the model now. A step whose KL exceeds 1.5δ (the
+                quadratic model far off) is shrunk to a KL of about δ, by
+                sqrt(δ / KL).
+            curvature_fn: optional; given directions aligned with `variables`,
+                returns ΔᵀFΔ under the exact Fisher at the current variables;
+                the step size then uses it in place of ΔᵀF̂Δ.
 
         Returns:
-            `{"kfac_step_size": η, "kfac_quadratic_kl": ½η²ΔᵀF̂Δ}`, plus with
+            `{"kfac_step_size": η, "kfac_quadratic_kl": ½η²ΔᵀFΔ (ΔᵀF̂Δ without
+            `curvature_fn`), "kfac_factored_quadratic_kl": ½η²ΔᵀF̂Δ}`, plus with
             `kl_fn` `"kfac_step_kl"` (the exact KL before any shrinking) and
             `"kfac_shrink"` (the factor applied, 1 if none).
         """
@@ -278,8 +301,12 @@ class KFAC(tf.Module):
             directions[id(layer.kernel)] = block.kernel_shaped(direction[:-1])
             directions[id(layer.bias)] = direction[-1]
         for variable in self.other_variables:
-            directions[id(variable)] = by_id[id(variable)]
-            quadratic += tf.reduce_sum(tf.square(by_id[id(variable)]))
+            scale = self.diagonal_fisher[id(variable)]
+            directions[id(variable)] = by_id[id(variable)] / scale
+            quadratic += scale * tf.reduce_sum(tf.square(directions[id(variable)]))
+        factored = quadratic
+        if curvature_fn is not None:
+            quadratic = curvature_fn([directions[id(variable)] for variable in self.variables_to_update])
         step_size = tf.minimum(self.learning_rate, tf.sqrt(2.0 * self.max_kl / tf.maximum(quadratic, 1e-12)))
         steps = [step_size * directions[id(variable)] for variable in self.variables_to_update]
         if self.velocities:
@@ -289,10 +316,11 @@ class KFAC(tf.Module):
         for variable, step in zip(self.variables_to_update, steps):
             variable.assign_sub(step)
         self.steps.assign_add(1)
-        metrics = {"kfac_step_size": step_size, "kfac_quadratic_kl": 0.5 * step_size * step_size * quadratic}
+        metrics = {"kfac_step_size": step_size, "kfac_quadratic_kl": 0.5 * step_size * step_size * quadratic,
+                   "kfac_factored_quadratic_kl": 0.5 * step_size * step_size * factored}
         if kl_fn is not None:
             step_kl = kl_fn()
-            shrink = tf.where(step_kl > self.max_kl, tf.sqrt(self.max_kl / tf.maximum(step_kl, 1e-12)), 1.0)
+            shrink = tf.where(step_kl > 1.5 * self.max_kl, tf.sqrt(self.max_kl / tf.maximum(step_kl, 1e-12)), 1.0)
             for variable, step in zip(self.variables_to_update, steps):
                 variable.assign_add((1.0 - shrink) * step)
             for velocity in self.velocities:

@@ -1,0 +1,83 @@
+"""Holding back what native libraries print straight to the process's stderr while TensorFlow starts.
+
+TensorFlow's C++ libraries log to file descriptor 2 before Python's logging
+settings (or `TF_CPP_MIN_LOG_LEVEL`) can reach them: each library prints a
+oneDNN notice and a CUDA-driver notice as it loads, and the first device
+set-up on a machine without a GPU prints an error-level `failed call to
+cuInit`. `import tfpg` loads TensorFlow inside `held_back()`, and the launchers
+set up the devices inside it too; what was held back is kept
+(`held_messages()`) and printed by the launchers' `--tf_logs`. Setting the
+environment variable `TFPG_TF_LOGS=1` turns the holding off.
+
+This module imports nothing of tfpg or TensorFlow: `tfpg/__init__.py` uses it
+before TensorFlow is loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+
+_held: list[str] = []
+
+
+def holding_enabled() -> bool:
+    """Whether output is held back (unless `TFPG_TF_LOGS=1` is set)."""
+    return os.environ.get("TFPG_TF_LOGS", "") not in ("1", "true", "yes")
+
+
+@contextlib.contextmanager
+def held_back():
+    """Sends what is written to file descriptor 2 inside the block to a temporary file.
+
+    The text is kept for `held_messages()`. If the block raises, it is written to
+    stderr before the exception propagates, so nothing that explains a failure
+    is hidden.
+    """
+    if not holding_enabled():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        failed = False
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace")
+            _held.append(text)
+            if failed:
+                sys.stderr.write(text)
+                sys.stderr.flush()
+
+
+def held_messages() -> str:
+    """Everything held back so far, in order."""
+    return "".join(_held)
+
+
+def release() -> None:
+    """Writes what was held back to stderr (once)."""
+    sys.stderr.write(held_messages())
+    sys.stderr.flush()
+    _held.clear()
+
+
+def start_devices_quietly(show: bool = False) -> None:
+    """Sets up TensorFlow's devices inside `held_back()`; with `show`, prints everything held back so far."""
+    with held_back():
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()
+    if show:
+        release()
