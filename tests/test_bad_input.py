@@ -9,6 +9,8 @@ import pytest
 import tfpg
 from tfpg.algorithms import A2CConfig
 
+from helpers import run
+
 RNG = np.random.default_rng(2026)
 JUNK = [None, "x", -1, 0, 2.5, float("nan"), float("inf"), -1e300, True, [], {}, (1, "a"), object()]
 
@@ -135,3 +137,26 @@ def test_the_exported_policy_refuses_malformed_inputs_naming_what_is_allowed(tmp
     assert discrete_policy.signatures["log_prob"](observations=tf.constant([1, 5], tf.int64),
                                                   actions=tf.constant([[2, 3], [0, 0]], tf.int64))[
         "log_prob"].shape == (2,)
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_refused_before_anything_runs(tmp_path):
+    from tfpg.collection import available_memory
+
+    steps_that_fit_nowhere = available_memory() // 10  # each step stores 2 observations of 4 float32s and more
+    agent = tfpg.A2C(seed=0, rollout_steps=int(steps_that_fit_nowhere))
+    with pytest.raises(ValueError, match=r"needs about .* GiB .* Lower rollout_steps"):
+        agent.fit("CartPole-v1", steps=8, verbose=0)
+    assert agent.total_steps == 0
+    result = run(["-m", "tfpg.train", f"--rollout_steps={10**12}", "--steps=8", f"--logdir={tmp_path / 'run'}"])
+    assert result.returncode == 2 and "GiB of memory is available" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_vector_env_whose_size_disagrees_with_num_envs_is_refused():
+    vector_env = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 2,
+                                          autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    agent = tfpg.A2C(seed=0, rollout_steps=4)
+    with pytest.raises(ValueError, match="num_envs=3 but the VectorEnv given has 2 copies"):
+        agent.fit(vector_env, steps=8, num_envs=3, verbose=0)
+    agent.fit(vector_env, steps=8, verbose=0)  # its own two copies
+    assert agent.total_steps == 8

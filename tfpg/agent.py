@@ -16,15 +16,16 @@ import numbers
 import time
 from typing import Iterable
 
+import gymnasium as gym
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfpg.compiled import compiled
 from tfpg import callbacks as callbacks_module
 from tfpg import checkpoint as checkpoint_module
 from tfpg.acting import ActingPolicy
 from tfpg.collection import CollectionMixin, Workers
+from tfpg.compiled import compiled
 from tfpg.config import AgentConfig, positive_int
 from tfpg.episode_window import EpisodeWindow
 from tfpg.envs import ActionAdapter, EnvLike, describe_action_space, describe_observation_space, \
@@ -249,7 +250,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         """Updates done so far."""
         return int(self.iterations_variable.numpy()) if self.built else 0
 
-    def fit(self, env: EnvLike, steps: int, num_envs: int = 1, asynchronous: bool = False,
+    def fit(self, env: EnvLike, steps: int, num_envs: int | None = None, asynchronous: bool = False,
             callbacks: Iterable[keras.callbacks.Callback] | None = None, verbose: int = 1,
             num_workers: int = 0, envs_per_worker: int = 1, ray_address: str | None = None,
             vector_env: str = "gymnasium"):
@@ -259,7 +260,8 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             env: a Gymnasium id, `Env` or `VectorEnv` (only an id with `num_workers`).
             steps: environment steps to train for in this call (rounded up to
                 whole iterations of `rollout_steps × num_envs`).
-            num_envs: env copies made from an id in this process.
+            num_envs: env copies made from an id in this process (default 1); a
+                `VectorEnv` brings its own (a different number here is refused).
             asynchronous: run the copies in subprocesses.
             callbacks: `keras.callbacks.Callback`s; `epoch` is the iteration index.
             verbose: 0 silent, 1 progress bar.
@@ -287,7 +289,9 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             NonFiniteError: non-finite env data or update (nothing non-finite is kept).
         """
         steps = positive_int("steps", steps)
-        num_envs = positive_int("num_envs", num_envs)
+        if num_envs is None and not isinstance(env, gym.vector.VectorEnv):
+            num_envs = 1
+        num_envs = None if num_envs is None else positive_int("num_envs", num_envs)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}.")
         workers = self._workers(num_workers, envs_per_worker, ray_address, num_envs)
@@ -298,6 +302,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             list(callbacks or []) + extra, self,
             {"steps": steps, "initial_steps": self.total_steps, "verbose": verbose},
         )
+        self.check_batch_memory(collector.num_envs)
         batch_steps = self.config.rollout_steps * collector.num_envs
         target = self.total_steps + steps
         self.stop_training = False
@@ -327,7 +332,8 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         return history
 
     @staticmethod
-    def _workers(num_workers: int, envs_per_worker: int, ray_address: str | None, num_envs: int) -> Workers | None:
+    def _workers(num_workers: int, envs_per_worker: int, ray_address: str | None,
+                 num_envs: int | None) -> Workers | None:
         if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
             raise ValueError(f"num_workers must be a non-negative integer (0: collect in this process), got "
                              f"{num_workers!r}.")
@@ -339,7 +345,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
                 raise ValueError("envs_per_worker and ray_address apply to Ray workers; set num_workers > 0 too, or "
                                  "use num_envs for copies in this process.")
             return None
-        if num_envs != 1:
+        if num_envs not in (None, 1):
             raise ValueError(f"num_envs={num_envs} counts env copies in this process; with num_workers={num_workers} "
                              f"the copies run in the workers: set envs_per_worker instead (the batch has "
                              f"num_workers × envs_per_worker copies).")

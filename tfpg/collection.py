@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -15,6 +16,21 @@ from tfpg.rollout import Collector, Rollout, Transitions
 
 
 ANY = object()  # `_vector_env`: whatever workers the current source has
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as file:
+            for line in file:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +56,7 @@ class CollectionMixin:
                 and asynchronous in (None, self._collector_asynchronous) \
                 and backend in (None, self._collector_backend):
             return current
-        num_envs, asynchronous, backend = num_envs or 1, bool(asynchronous), backend or "gymnasium"
+        asynchronous, backend = bool(asynchronous), backend or "gymnasium"
         workers = None if workers is ANY else workers
         seed = self.seed + 1000 * self.iterations
         skip = self.config.non_finite_env_data == "skip"
@@ -92,6 +108,27 @@ class CollectionMixin:
             source.close()
             raise
         return source
+
+    def check_batch_memory(self, copies: int) -> None:
+        """Raises a `ValueError` if a batch of `rollout_steps` × `copies` env steps cannot fit in memory.
+
+        Estimated before anything is collected: each step stores its observation twice (the next
+        observation and, densely, the final observation of an episode), its action and about ten
+        float32 fields. Needs a built agent.
+        """
+        steps = self.config.rollout_steps * copies
+        observation_bytes = sum(int(np.prod(leaf.shape, dtype=np.int64))
+                                * np.dtype(leaf.description.get("dtype", "int64")).itemsize
+                                for leaf in self.observation_spec.leaves)
+        needed = steps * (2 * observation_bytes + 4 * self._action_size + 40)
+        available = available_memory()
+        if available is not None and needed > available:
+            raise ValueError(
+                f"A batch of rollout_steps={self.config.rollout_steps} × {copies} env copies = {steps} steps needs "
+                f"about {needed / 2**30:.3g} GiB ({2 * observation_bytes + 4 * self._action_size + 40} bytes per "
+                f"step), but {available / 2**30:.3g} GiB of memory is available. Lower rollout_steps or the "
+                f"number of env copies."
+            )
 
     def collect(self, env: EnvLike, steps: int) -> Rollout:
         """Collects one batch of experience with the current policy, advantages included.

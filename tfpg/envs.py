@@ -290,14 +290,15 @@ def check_backend(env: EnvLike, backend: str, asynchronous: bool) -> None:
     envpool_id(env)
 
 
-def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False,
+def make_vector_env(env: EnvLike, num_envs: int | None = None, asynchronous: bool = False,
                     first_copy: int = 0, backend: str = "gymnasium") -> gym.vector.VectorEnv:
     """Makes a same-step-autoreset vector env from an id, an `Env` or a `VectorEnv`.
 
     Args:
         env: a Gymnasium id, an `Env` (wrapped as a single-copy vector env), or
             a `VectorEnv` created with `autoreset_mode=AutoresetMode.SAME_STEP`.
-        num_envs: copies to create from an id.
+        num_envs: copies to create from an id (default 1); for a `VectorEnv`, None
+            or its own number of copies.
         asynchronous: run copies made from an id in subprocesses.
         first_copy: the index of the first copy made from an id, in error messages
             (a worker's copies are numbered among all the run's copies).
@@ -311,7 +312,11 @@ def make_vector_env(env: EnvLike, num_envs: int = 1, asynchronous: bool = False,
     Raises:
         ValueError: on an unknown id, a bad `num_envs`, or an unsupported env.
     """
-    num_envs = positive_int("num_envs", num_envs)
+    if isinstance(env, gym.vector.VectorEnv):
+        if num_envs is not None and positive_int("num_envs", num_envs) != env.num_envs:
+            raise ValueError(f"num_envs={num_envs} but the VectorEnv given has {env.num_envs} copies. Leave num_envs "
+                             f"out (a VectorEnv brings its own copies), or make the VectorEnv with {num_envs}.")
+    num_envs = positive_int("num_envs", 1 if num_envs is None else num_envs)
     check_backend(env, backend, asynchronous)
     if backend == "envpool":
         from tfpg.envpool_backend import EnvPoolVectorEnv  # EnvPool is an optional dependency

@@ -95,12 +95,11 @@ def _new_run(logdir: str, checkpoints: str):
         )
     try:
         agent = tfpg.ALGORITHMS[FLAGS.algo](seed=FLAGS.seed, **networks, **hyperparameters)
-        if networks:  # a user's network is checked against the env's spaces before anything is written
-            env = make_env(FLAGS.env)
-            try:
-                agent.build(env.observation_space, env.action_space)
-            finally:
-                env.close()
+        env = make_env(FLAGS.env)  # built now, so the env's spaces and a user's networks are checked first
+        try:
+            agent.build(env.observation_space, env.action_space)
+        finally:
+            env.close()
         return agent, _settings_from_flags()
     except ValueError as error:
         raise app.UsageError(str(error)) from None
@@ -355,6 +354,11 @@ def main(argv):
     else:
         (agent, settings), changes = _new_run(logdir, checkpoints), {}
     _check_collection(settings)
+    copies = settings["num_workers"] * settings["envs_per_worker"] if settings["num_workers"] else settings["num_envs"]
+    try:
+        agent.check_batch_memory(copies)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
     lock = _open_logdir(logdir, lock, agent, settings, changes)
     _train(agent, settings, logdir, checkpoints)
     _finish(agent, settings["env"], logdir, checkpoints)

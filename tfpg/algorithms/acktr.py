@@ -9,8 +9,8 @@ import functools
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpg.compiled import compiled
 from tfpg.algorithms.a2c import A2C, A2CConfig
+from tfpg.compiled import compiled
 from tfpg.config import hparam
 from tfpg.losses import masked_mean
 from tfpg.networks import PolicyNetwork, ValueNetwork
