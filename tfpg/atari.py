@@ -37,10 +37,10 @@ def register() -> None:
     gym.register_envs(ale_py)
 
 
-def make_atari(env_id: str, frame_stack: int = 4) -> gym.Env:
-    """One preprocessed Atari env (see the module docstring)."""
+def make_atari(env_id: str, frame_stack: int = 4, **kwargs) -> gym.Env:
+    """One preprocessed Atari env (see the module docstring); `kwargs` go to `gym.make`."""
     register()
-    env = gym.make(env_id, frameskip=1)
+    env = gym.make(env_id, frameskip=1, **kwargs)
     env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True,
                                           terminal_on_life_loss=False, scale_obs=False)
     return gym.wrappers.FrameStackObservation(env, frame_stack)

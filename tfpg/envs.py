@@ -258,9 +258,11 @@ class LabelledCopy(gym.Wrapper):
             raise self._failure("reset", error) from error
 
 
-def make_env(env_id: str) -> gym.Env:
-    """One env of an id: `gym.make`, or for `ALE/...` ids the standard Atari preprocessing (`tfpg.atari`)."""
-    return make_atari(env_id) if is_atari(env_id) else gym.make(env_id)
+def make_env(env_id: str, **kwargs) -> gym.Env:
+    """One env of an id: `gym.make`, or for `ALE/...` ids the standard Atari preprocessing (`tfpg.atari`).
+
+    `kwargs` (such as `render_mode="rgb_array"`) go to `gym.make`."""
+    return make_atari(env_id, **kwargs) if is_atari(env_id) else gym.make(env_id, **kwargs)
 
 
 def _labelled_copy(env_id: str, index: int) -> gym.Env:

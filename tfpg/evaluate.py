@@ -25,6 +25,8 @@ flags.DEFINE_string("env", None, "Gymnasium environment id (default: the env the
 flags.DEFINE_integer("episodes", 10, "Episodes to run.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the first episode's reset (episode i uses seed + i).", lower_bound=0)
 flags.DEFINE_boolean("sample", False, "Sample actions instead of taking the deterministic ones.")
+flags.DEFINE_string("video_dir", None, "Record every episode as an MP4 into this directory (needs tfpg[video]; "
+                    "MuJoCo renders headless with EGL).")
 flags.mark_flag_as_required("policy")
 
 
@@ -132,6 +134,7 @@ def main(argv):
     import numpy as np
 
     from tfpg.envs import check_env_id, make_env
+    from tfpg.video import finish_recording, recorded_env
 
     policy_path = _policy_directory(FLAGS.policy)
     exported = _export_record(policy_path)
@@ -144,14 +147,22 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(f"--env: {error}") from None
     policy = _load_policy(policy_path)
-    env = make_env(env_id)
+    try:
+        env = make_env(env_id) if FLAGS.video_dir is None else \
+            recorded_env(env_id, FLAGS.video_dir, os.path.basename(os.path.abspath(policy_path)))
+    except ValueError as error:
+        raise app.UsageError(f"--video_dir: {error}") from None
+    videos = None
     try:
         _check_policy_matches_env(policy_path, exported, env, env_id)
         returns = run_episodes(policy, env, FLAGS.episodes, FLAGS.seed, FLAGS.sample)
+        videos = finish_recording(env) if FLAGS.video_dir is not None else None
     finally:
         env.close()
     print(f"{env_id}: mean return {np.mean(returns):.1f} ± {np.std(returns):.1f} "
           f"over {len(returns)} episodes (min {np.min(returns):.1f}, max {np.max(returns):.1f})")
+    for video in videos or []:
+        print(f"Video: {video}")
 
 
 def run():

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tfpg.config import positive_int
 from tfpg.envs import EnvLike, check_env_id, make_env
+from tfpg.video import finish_recording, recorded_env, start_recording
 
 
 class InferenceMixin:
@@ -52,25 +53,31 @@ class InferenceMixin:
         actions = self._action_adapter(flat)
         return actions[0] if single else actions
 
-    def evaluate(self, env: EnvLike, episodes: int = 10, deterministic: bool = True) -> dict:
+    def evaluate(self, env: EnvLike, episodes: int = 10, deterministic: bool = True,
+                 video_dir: str | None = None) -> dict:
         """Runs whole episodes without updating anything.
 
         Args:
             env: a Gymnasium id or `Env` (evaluated one episode at a time).
             episodes: number of episodes.
             deterministic: act with the distribution's mode.
+            video_dir: if given, every episode is recorded there as an MP4 (`tfpg.video`;
+                needs `tfpg[video]`; an `Env` must have `render_mode="rgb_array"`).
 
         Returns:
-            `{"mean_return", "std_return", "mean_length", "episodes", "returns"}`.
+            `{"mean_return", "std_return", "mean_length", "episodes", "returns", "lengths"}`, and
+            `"videos"` (the paths written) with `video_dir`.
         """
         episodes = positive_int("episodes", episodes)
+        prefix = f"{self.name}-evaluation"
         if isinstance(env, str):
             check_env_id(env)
-            single = make_env(env)
+            single = recorded_env(env, video_dir, prefix) if video_dir is not None else make_env(env)
         elif isinstance(env, gym.Env):
-            single = env
+            single = start_recording(env, video_dir, prefix) if video_dir is not None else env
         else:
             raise ValueError(f"evaluate takes a Gymnasium id or an Env, got {type(env).__name__}.")
+        recorder = single if video_dir is not None else None
         try:
             self.build(single.observation_space, single.action_space)
             returns, lengths = [], []
@@ -86,7 +93,8 @@ class InferenceMixin:
                 returns.append(total)
                 lengths.append(length)
         finally:
-            if single is not env:
+            videos = finish_recording(recorder) if recorder is not None else None
+            if not isinstance(env, gym.Env):
                 single.close()
         return {
             "mean_return": float(np.mean(returns)),
@@ -94,8 +102,9 @@ class InferenceMixin:
             "mean_length": float(np.mean(lengths)),
             "episodes": episodes,
             "returns": returns,
+            "lengths": lengths,
+            **({"videos": videos} if videos is not None else {}),
         }
-
 
 
 def _checked_leaf(leaf, observations: Any) -> tuple[np.ndarray, bool]:
