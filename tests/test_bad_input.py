@@ -160,3 +160,49 @@ def test_a_vector_env_whose_size_disagrees_with_num_envs_is_refused():
         agent.fit(vector_env, steps=8, num_envs=3, verbose=0)
     agent.fit(vector_env, steps=8, verbose=0)  # its own two copies
     assert agent.total_steps == 8
+
+
+class _DeclaresThreeStates(gym.Env):
+    """Declares Discrete(3) observations but returns 7 after its second step."""
+
+    observation_space = gym.spaces.Discrete(3)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return 0, {}
+
+    def step(self, action):
+        self.steps += 1
+        return (7 if self.steps >= 2 else 1), 1.0, False, self.steps >= 50, {}
+
+
+class _NeverEnds(gym.Env):
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), 1.0, False, False, {}
+
+
+def test_an_observation_outside_the_declared_discrete_space_is_an_env_error(tmp_path):
+    agent = tfpg.A2C(seed=0, rollout_steps=8)
+    checkpoint = tfpg.callbacks.Checkpoint(str(tmp_path), every=None)
+    with pytest.raises(tfpg.EnvError, match=r"Env copy 0 returned the observation 7, outside its declared "
+                                            r"observation space Discrete\(3, start=0\)"):
+        agent.fit(_DeclaresThreeStates(), steps=64, verbose=0, callbacks=[checkpoint])
+    assert tfpg.load(str(tmp_path)).total_steps == 0  # the final checkpoint, before the failed batch
+
+
+def test_an_evaluation_episode_that_never_ends_stops_with_a_clear_error(monkeypatch):
+    monkeypatch.setattr(tfpg.envs, "UNBOUNDED_EPISODE_LIMIT", 500)
+    agent = tfpg.A2C(seed=0)
+    with pytest.raises(tfpg.EnvError, match="did not end within 500 steps, and the env has no time limit"):
+        agent.evaluate(_NeverEnds(), episodes=1)
+    limited = gym.wrappers.TimeLimit(_NeverEnds(), max_episode_steps=600)  # a time limit ends it, past 500
+    assert agent.evaluate(limited, episodes=1)["lengths"] == [600]

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfpg.compiled import compiled
+from tfpg.errors import EnvError
 from tfpg.numpy_policy import NumpyPolicy, mirrors
 from tfpg.observations import ObservationSpec
 
@@ -67,15 +68,46 @@ class ActingPolicy:
             steps: T, the number of vector steps the function serves.
             copies: the global indices of the env copies whose rows it receives, in order.
         """
-        if self.mirror is not None:
-            self.mirror.refresh()
-            noise = np.stack([self.mirror.draw_noise(copy_stream(seed, copy), steps) for copy in copies], axis=1)
-            steps_noise = iter(noise)
-            mirror = self.mirror
-            return lambda observations: mirror.sample(observations, next(steps_noise))
+        act = self._mirror_sampler(seed, steps, copies) if self.mirror is not None \
+            else self._tensorflow_sampler(seed, steps, copies)
+        discrete = [(index, leaf) for index, leaf in enumerate(self.observation_spec.leaves)
+                    if leaf.description["type"] == "Discrete"]
+        if not discrete:
+            return act
+
+        def checked(observations):
+            flat = self.observation_spec.flatten(observations)
+            for index, leaf in discrete:
+                _check_in_space(flat[index], leaf, copies)
+            return act(observations)
+
+        return checked
+
+    def _mirror_sampler(self, seed: np.ndarray, steps: int, copies: range) -> Callable[[np.ndarray], np.ndarray]:
+        self.mirror.refresh()
+        noise = np.stack([self.mirror.draw_noise(copy_stream(seed, copy), steps) for copy in copies], axis=1)
+        steps_noise = iter(noise)
+        mirror = self.mirror
+        return lambda observations: mirror.sample(observations, next(steps_noise))
+
+    def _tensorflow_sampler(self, seed: np.ndarray, steps: int, copies: range) -> Callable[[np.ndarray], np.ndarray]:
         seeds = iter(copy_stream(seed, copies.start).integers(0, 2**31 - 1, size=(steps, 2), dtype=np.int32))
         model_input = self.observation_spec.model_input
         sample = self._sample
         # One compiled call per vector step for all copies; the concrete function skips tf.function's
         # argument binding.
         return lambda observations: sample(model_input(observations), tf.constant(next(seeds))).numpy()
+
+
+def _check_in_space(values: np.ndarray, leaf, copies: range) -> None:
+    """Raises an `EnvError` naming the copy whose Discrete observation is outside its declared space.
+
+    One-hot encoding would otherwise index out of range, or (in TensorFlow) silently give a zero vector."""
+    start, n = leaf.description["start"], leaf.description["n"]
+    values = np.reshape(values, -1)
+    outside = (values < start) | (values >= start + n)
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        where = f" (entry {leaf.path!r})" if leaf.path else ""
+        raise EnvError(f"Env copy {copies[row]} returned the observation {values[row].item()!r}{where}, outside its declared "
+                       f"observation space Discrete({n}, start={start}). Fix the env or the space it declares.")

@@ -258,6 +258,31 @@ class LabelledCopy(gym.Wrapper):
             raise self._failure("reset", error) from error
 
 
+# Evaluation stops an episode that has not ended after this many steps when the env has no time limit.
+UNBOUNDED_EPISODE_LIMIT = 100_000
+
+
+def episode_step_limit(env: gym.Env) -> int | None:
+    """The step count after which evaluation gives up on an episode: None if the env has a `TimeLimit`
+    (it ends the episode itself), else `UNBOUNDED_EPISODE_LIMIT`."""
+    spec = getattr(env, "spec", None)
+    limited = getattr(spec, "max_episode_steps", None) is not None
+    wrapper = env
+    while not limited and isinstance(wrapper, gym.Wrapper):
+        limited = isinstance(wrapper, gym.wrappers.TimeLimit)
+        wrapper = wrapper.env
+    return None if limited else UNBOUNDED_EPISODE_LIMIT
+
+
+def unending_episode_error(steps: int):
+    """The `EnvError` for an episode that did not end within `steps` steps."""
+    from tfpg.errors import EnvError
+
+    return EnvError(f"The evaluation episode did not end within {steps} steps, and the env has no time limit. Wrap "
+                    f"it in gymnasium.wrappers.TimeLimit(env, max_episode_steps=...), or register it with "
+                    f"max_episode_steps.")
+
+
 def make_env(env_id: str, **kwargs) -> gym.Env:
     """One env of an id: `gym.make`, or for `ALE/...` ids the standard Atari preprocessing (`tfpg.atari`).
 

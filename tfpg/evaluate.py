@@ -12,6 +12,7 @@ Without --env, the env is the one recorded in the export's
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags
 
@@ -51,11 +52,17 @@ def run_episodes(policy, env, episodes: int, seed: int, sample: bool = False) ->
         return {name: tf.constant(np.asarray(value)[None], dtype=inputs[name].dtype)
                 for name, value in zip(names, observation_spec.flatten(observation))}
 
+    from tfpg.envs import episode_step_limit, unending_episode_error
+
     returns = []
+    limit = episode_step_limit(env)
     for episode in range(episodes):
         observation, _ = env.reset(seed=seed + episode)
-        total, done = 0.0, False
+        total, done, length = 0.0, False, 0
         while not done:
+            if limit is not None and length >= limit:
+                raise unending_episode_error(limit)
+            length += 1
             action = function(**batch_of_one(observation))["actions"].numpy()[0]
             observation, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
@@ -134,6 +141,7 @@ def main(argv):
     import numpy as np
 
     from tfpg.envs import check_env_id, make_env
+    from tfpg.errors import EnvError
     from tfpg.video import finish_recording, recorded_env
 
     policy_path = _policy_directory(FLAGS.policy)
@@ -155,7 +163,11 @@ def main(argv):
     videos = None
     try:
         _check_policy_matches_env(policy_path, exported, env, env_id)
-        returns = run_episodes(policy, env, FLAGS.episodes, FLAGS.seed, FLAGS.sample)
+        try:
+            returns = run_episodes(policy, env, FLAGS.episodes, FLAGS.seed, FLAGS.sample)
+        except EnvError as error:
+            print(f"Evaluation stopped: {error}", file=sys.stderr)
+            sys.exit(1)
         videos = finish_recording(env) if FLAGS.video_dir is not None else None
     finally:
         env.close()

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfpg.config import positive_int
-from tfpg.envs import EnvLike, check_env_id, make_env
+from tfpg.envs import EnvLike, check_env_id, episode_step_limit, make_env, unending_episode_error
 from tfpg.video import finish_recording, recorded_env, start_recording
 
 
@@ -81,10 +81,13 @@ class InferenceMixin:
         try:
             self.build(single.observation_space, single.action_space)
             returns, lengths = [], []
+            limit = episode_step_limit(single)
             for episode in range(episodes):
                 observation, _ = single.reset(seed=self.seed + 10_000 + episode)
                 total, length, done = 0.0, 0, False
                 while not done:
+                    if limit is not None and length >= limit:
+                        raise unending_episode_error(limit)
                     action = self.predict(observation, deterministic=deterministic)
                     observation, reward, terminated, truncated, _ = single.step(action)
                     total += float(reward)

@@ -320,6 +320,9 @@ def _finish(agent, env_id: str, logdir: str, checkpoints: str) -> None:
         _stop(agent, f"Interrupted during the final evaluation and export. {kept}; an earlier export in "
                      f"{os.path.join(logdir, 'policy')} is unchanged. Export it with --resume --logdir={FLAGS.logdir} "
                      f"(no more steps are trained).", 130)
+    except EnvError as error:
+        _stop(agent, f"The final evaluation stopped: {error} {kept}; the policy was not exported. Fix the env, "
+                     f"then export with --resume --logdir={FLAGS.logdir}.", 1)
     except (OSError, tf.errors.OpError) as error:
         _stop(agent, f"The final evaluation and export failed: {getattr(error, 'message', None) or error}. {kept}; an "
                      f"earlier export is unchanged (exports are written beside it and moved into place). Free disk "

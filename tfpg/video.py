@@ -104,7 +104,7 @@ class RecordingProcess(gym.Env):
 
     def __init__(self, env_id: str, video_dir: str, prefix: str):
         probe = gym.make(env_id)
-        self.observation_space, self.action_space = probe.observation_space, probe.action_space
+        self.observation_space, self.action_space, self.spec = probe.observation_space, probe.action_space, probe.spec
         probe.close()
         worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "render_worker.py")
         environment = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
