@@ -46,7 +46,8 @@ def test_two_workers_of_two_copies_train_exactly_as_one_vector_env_of_four(clust
     for key in ("episode_return", "policy_loss", "value_loss", "approx_kl"):
         np.testing.assert_array_equal(history.history[key], local_history.history[key])
     # 4 copies × 450 steps: each copy finishes two 200-step episodes
-    assert distributed._recent_episodes == local._recent_episodes and len(local._recent_episodes) == 4 * 2
+    assert distributed.episode_window.episodes() == local.episode_window.episodes()
+    assert len(local.episode_window.episodes()) == 4 * 2
     distributed.close()
 
 
