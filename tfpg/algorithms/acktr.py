@@ -61,8 +61,9 @@ class ACKTR(A2C):
     """Actor-critic using Kronecker-factored trust region (Wu et al., 2017).
 
     The A2C loss, with its gradient preconditioned by K-FAC over every Dense
-    layer of the policy and the value network. The policy's factors come from
-    log π(ã|s) with ã SAMPLED from π; the critic's are the Gauss-Newton
+    layer of the policy and the value network. The Gaussian policy's output
+    factors are the exact expectation Jᵀ Σ⁻¹ J of the sampled ones (other
+    policies: from log π(ã|s) with ã SAMPLED from π); the critic's are the Gauss-Newton
     Fisher of a unit-variance Gaussian output, log N(ỹ | V(s), 1), in
     expectation over ỹ ~ N(V(s), 1): G = E[J Jᵀ] from the Jacobian rows
     J = ∂V/∂s, which also give the critic's loss gradient, so its backward
@@ -75,7 +76,7 @@ class ACKTR(A2C):
     The critic's step size is min(η_max, sqrt(2δ_V / ΔᵀĜΔ)). The policy's is
     min(η_max, sqrt(2δ / ΔᵀFΔ)) with the EXACT Fisher F along the K-FAC direction
     (one Fisher-vector product on the batch): on Hopper-v5 the factored ΔᵀF̂Δ
-    was a median 10-16x below ΔᵀFΔ, because the running-average factors lag a
+    was a median 10-17x below ΔᵀFΔ, because the running-average factors lag a
     curvature that grows during training and the block-diagonal model drops
     the terms between layers (benchmarks/RESULTS.md). The state-independent
     log-std's Fisher block is its exact 2I. A step whose exact KL still

@@ -71,7 +71,7 @@ class KFAC(tf.Module):
     θ ← θ − η Δ uses η = min(η_max, sqrt(2δ / ΔᵀF̂Δ)), ΔᵀF̂Δ = Σ tr(Δᵀ A Δ G),
     so the step's KL under the model stays near δ; optional momentum. K-FAC's
     curvature can underestimate the true one along Δ; given the exact mean KL
-    of the step (`kl_fn`), a step whose KL exceeds δ is shrunk by sqrt(δ / KL),
+    of the step (`kl_fn`), a step whose KL exceeds 1.5δ is shrunk by sqrt(δ / KL),
     which brings its KL (quadratic in the step length) back to about δ.
 
     A `Conv2D` layer is the same over the rows of its input patches, one per
