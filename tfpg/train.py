@@ -123,8 +123,9 @@ def _resumed_settings(record: dict | None) -> dict:
 
 
 def _resume(logdir: str, checkpoints: str):
-    """The run in `logdir` as (agent, settings, changes): the agent from its newest intact checkpoint, the
-    settings from its record with the flags given applied, and name → [old, new] of what the flags change.
+    """The run in `logdir` as (agent, settings, changes, record): the agent from its newest intact checkpoint,
+    the settings from its record with the flags given applied, name → [old, new] of what the flags change,
+    and the run record read (None for a run without one).
 
     Raises app.UsageError before anything is written if a flag contradicts the run."""
     networks = [flag for flag in _NETWORK_FLAGS.values() if FLAGS[flag].value is not None]
@@ -171,7 +172,7 @@ def _resume(logdir: str, checkpoints: str):
     previous = record["settings"] if record else {}
     changes.update({name: [previous[name], value] for name, value in settings.items()
                     if name in previous and previous[name] != value})
-    return agent, settings, changes
+    return agent, settings, changes, record
 
 
 def _check_collection(settings: dict) -> None:
@@ -235,14 +236,13 @@ class _StopOnSignal(tfpg_callbacks.Callback):
             self.agent.stop_training = True
 
 
-def _open_logdir(logdir: str, lock, agent, settings: dict, changes: dict):
+def _open_logdir(logdir: str, lock, agent, settings: dict, changes: dict, record: dict | None):
     """Creates the run directory, takes its lock and records the launch; returns the lock.
 
     Raises app.UsageError if the directory cannot be written (nothing of the run is written then)."""
     try:
         os.makedirs(logdir, exist_ok=True)
         lock = lock or _lock_logdir(logdir)
-        record = read_run_record(logdir) if FLAGS.resume else None
         write_run_record(logdir, updated_record(record, settings, agent.total_steps, changes))
     except OSError as error:
         raise app.UsageError(f"Cannot write the run into --logdir={FLAGS.logdir!r}: {error.strerror or error} "
@@ -353,16 +353,16 @@ def main(argv):
     # read, since its writer may be rotating checkpoints.
     lock = _lock_logdir(logdir) if os.path.isdir(logdir) else None
     if FLAGS.resume:
-        agent, settings, changes = _resume(logdir, checkpoints)
+        agent, settings, changes, record = _resume(logdir, checkpoints)
     else:
-        (agent, settings), changes = _new_run(logdir, checkpoints), {}
+        (agent, settings), changes, record = _new_run(logdir, checkpoints), {}, None
     _check_collection(settings)
     copies = settings["num_workers"] * settings["envs_per_worker"] if settings["num_workers"] else settings["num_envs"]
     try:
         agent.check_batch_memory(copies)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    lock = _open_logdir(logdir, lock, agent, settings, changes)
+    lock = _open_logdir(logdir, lock, agent, settings, changes, record)
     _train(agent, settings, logdir, checkpoints)
     _finish(agent, settings["env"], logdir, checkpoints)
     lock.close()
