@@ -77,6 +77,25 @@ def test_a2c_update_descends_its_loss():
     assert float(after) < float(before)
 
 
+def test_a2c_rmsprop_takes_the_first_rmsprop_step_on_the_clipped_gradient():
+    rate, clip = 1e-3, 0.5
+    agent = tfpg.A2C(seed=2, rollout_steps=32, learning_rate=rate, optimizer="rmsprop", max_grad_norm=clip)
+    rollout = agent.collect("Pendulum-v1", 32)
+    batch = {k: tf.constant(rollout.flat(k)) for k in ("observations", "actions", "log_probs", "values",
+                                                       "advantages", "returns", "mask")}
+    with tf.GradientTape() as tape:
+        loss, _ = agent._losses(batch)
+    gradients = tape.gradient(loss, agent._variables)
+    norm = np.sqrt(sum(float(tf.reduce_sum(g ** 2)) for g in gradients))
+    before = [v.numpy() for v in agent._variables]
+    agent.train_on_batch(rollout)
+    for variable, start, gradient in zip(agent._variables, before, gradients):
+        g = gradient.numpy() * min(1.0, clip / norm)
+        # from a zero mean square: v = (1 - ρ) g², step = lr g / √(v + ε²)
+        expected = start - rate * g / np.sqrt(0.01 * g ** 2 + 1e-10)
+        np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-4, atol=1e-7, err_msg=variable.name)
+
+
 def test_callbacks_see_keras_hooks_and_can_stop_training():
     seen = []
 

@@ -11,6 +11,9 @@ from tfpg.agent import OnPolicyAgent
 from tfpg.config import AgentConfig, hparam
 from tfpg.losses import approximate_kl, masked_mean, policy_gradient_loss, value_loss
 
+# Keras adds ε inside the root; ε² there keeps the step lr·g/(√v + ε) within √2 of it for every v.
+RMSPROP_EPSILON = 1e-5
+
 
 @dataclasses.dataclass
 class A2CConfig(AgentConfig):
@@ -18,7 +21,9 @@ class A2CConfig(AgentConfig):
 
     rollout_steps: int = hparam(8, "Environment steps per env copy in each batch (n of n-step).", low=1)
     gae_lambda: float = hparam(1.0, "GAE λ (1: n-step returns).", low=0.0, high=1.0)
-    learning_rate: float = hparam(7e-4, "Adam learning rate.", low=0.0, low_open=True)
+    learning_rate: float = hparam(7e-4, "Learning rate of the optimizer.", low=0.0, low_open=True)
+    optimizer: str = hparam("adam", "Adam (β 0.9, 0.999), or RMSprop without momentum: v ← ρv + (1 − ρ)g², "
+                                     "θ ← θ − lr g / √(v + ε²), ρ 0.99, ε 1e-5.", choices=("adam", "rmsprop"))
     normalize_advantages: bool = hparam(False, "Standardise advantages within each batch.")
     value_coef: float = hparam(0.5, "Weight c_v of the value loss.", low=0.0)
     entropy_coef: float = hparam(0.0, "Weight c_e of the entropy bonus.", low=0.0)
@@ -29,8 +34,8 @@ class A2C(OnPolicyAgent):
 
     One gradient step per batch on
     L = −E[log π(a|s) Â] + c_v E[(V(s) − R)²] − c_e E[H(π(·|s))]
-    with Â from GAE(γ, λ) (λ = 1: n-step returns), Adam and global-norm
-    clipping. See `A2CConfig` for the hyperparameters.
+    with Â from GAE(γ, λ) (λ = 1: n-step returns), global-norm clipping and
+    Adam or RMSprop. See `A2CConfig` for the hyperparameters.
 
     Example:
         >>> agent = tfpg.A2C(seed=0)
@@ -41,7 +46,10 @@ class A2C(OnPolicyAgent):
     config_class = A2CConfig
 
     def _build_training(self) -> dict:
-        self.optimizer = keras.optimizers.Adam(self.config.learning_rate)
+        if self.config.optimizer == "rmsprop":
+            self.optimizer = keras.optimizers.RMSprop(self.config.learning_rate, rho=0.99, epsilon=RMSPROP_EPSILON ** 2)
+        else:
+            self.optimizer = keras.optimizers.Adam(self.config.learning_rate)
         self._variables = self._trainable_variables()
         self._build_optimizer(self.optimizer, self._variables)
         return {"optimizer": self.optimizer}
