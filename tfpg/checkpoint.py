@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import uuid
 
 import tensorflow as tf
 
+from tfpg.checkpoint_files import (checkpoint_prefixes, newest_by_index, remove_temporaries, resolve,
+                                   set_aside_unreadable_index)
 from tfpg.config import CHANGEABLE_ON_RESUME, describe_changes, resume_conflicts
 from tfpg.envs import same_observation_spaces
 from tfpg.errors import CheckpointWriteError, DamagedCheckpointError
@@ -26,59 +27,6 @@ from tfpg.network_factories import ROLES
 _METADATA_KEY = "metadata/.ATTRIBUTES/VARIABLE_VALUE"
 # State that checkpoints of older versions lack; restoring one of those leaves it as the agent has it.
 OPTIONAL_CHILDREN = ("recent_episodes",)
-
-
-def _index_file(directory: str) -> str:
-    return os.path.join(directory, "checkpoint")
-
-
-def _newest_by_index(directory: str) -> str | None:
-    """The newest checkpoint the directory's index file names, if the file is readable and it exists."""
-    try:
-        prefix = tf.train.latest_checkpoint(directory)
-    except ValueError:  # an empty or garbled index file
-        return None
-    return prefix if prefix is not None and os.path.exists(prefix + ".index") else None
-
-
-def _number(prefix: str) -> int:
-    tail = prefix.rsplit("-", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
-
-
-def checkpoint_prefixes(directory: str) -> list[str]:
-    """Every checkpoint in `directory`, newest first: the one its index file names, then the others on
-    disk by their number (tfpg numbers checkpoints by env steps), so a damaged index hides none."""
-    directory = os.fspath(directory)
-    on_disk = sorted((os.path.join(directory, name[:-len(".index")]) for name in os.listdir(directory)
-                      if name.endswith(".index")), key=_number, reverse=True)
-    newest = _newest_by_index(directory)
-    return ([newest] if newest else []) + [prefix for prefix in on_disk if prefix != newest]
-
-
-def resolve(path: str) -> str:
-    """The checkpoint prefix for a directory (its newest checkpoint) or a prefix.
-
-    Raises:
-        FileNotFoundError: if there is no checkpoint there.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        prefixes = checkpoint_prefixes(path)
-        if not prefixes:
-            damaged = " Its index file 'checkpoint' is unreadable, and" if os.path.exists(_index_file(path)) and \
-                _newest_by_index(path) is None else ""
-            raise FileNotFoundError(
-                f"No tfpg checkpoint found in directory {path!r}.{damaged} no '<prefix>.index' file is there. Pass "
-                f"the directory given to agent.save(...) or a run's checkpoint directory (<logdir>/checkpoints)."
-            )
-        return prefixes[0]
-    if os.path.exists(path + ".index"):
-        return path
-    raise FileNotFoundError(
-        f"No checkpoint at {path!r}: it is neither a checkpoint directory nor a checkpoint prefix "
-        f"(a prefix has a '<prefix>.index' file)."
-    )
 
 
 def read_metadata(prefix: str) -> dict:
@@ -216,15 +164,15 @@ def save(agent, directory: str, max_to_keep: int = 3) -> str:
                     f"{held['config']}); refusing to write into it. Save into a new directory, or restore "
                     f"that run with tfpg.load to continue it."
                 )
-        _set_aside_unreadable_index(directory)
-        _remove_temporaries(directory)  # left by a process killed while it wrote a checkpoint
+        set_aside_unreadable_index(directory)
+        remove_temporaries(directory)  # left by a process killed while it wrote a checkpoint
         manager = tf.train.CheckpointManager(agent._checkpoint, directory, max_to_keep=max_to_keep)
         agent._managers[directory] = manager
     try:
         return manager.save(checkpoint_number=agent.total_steps)
     except (OSError, tf.errors.OpError) as error:
-        _remove_temporaries(directory)
-        newest = _newest_by_index(directory)
+        remove_temporaries(directory)
+        newest = newest_by_index(directory)
         raise CheckpointWriteError(
             f"Could not write a checkpoint at {agent.total_steps} steps into {directory!r} ({_reason(error)}). "
             + (f"The checkpoints already there are intact; the newest is {os.path.basename(newest)}."
@@ -239,19 +187,6 @@ def _reason(error: Exception) -> str:
     return text.splitlines()[0][:300] if text else type(error).__name__
 
 
-def _remove_temporaries(directory: str) -> None:
-    """Deletes the `<prefix>_temp*` folders TensorFlow writes a checkpoint's shards into before renaming them."""
-    if not os.path.isdir(directory):
-        return
-    for name in os.listdir(directory):
-        if "_temp" in name and name.startswith("ckpt-"):
-            path = os.path.join(directory, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.remove(path)
-
-
 def _newest_readable_metadata(directory: str) -> tuple:
     """(prefix, metadata) of the newest checkpoint in `directory` whose metadata reads, or (None, None)."""
     for prefix in checkpoint_prefixes(directory):
@@ -260,15 +195,6 @@ def _newest_readable_metadata(directory: str) -> tuple:
         except DamagedCheckpointError:
             continue
     return None, None
-
-
-def _set_aside_unreadable_index(directory: str) -> None:
-    """Renames an index file TensorFlow cannot parse to `checkpoint.unreadable`, so a new one can be written.
-
-    The checkpoints it listed stay on disk, and `checkpoint_prefixes` still finds them."""
-    index = _index_file(directory)
-    if os.path.exists(index) and _newest_by_index(directory) is None:
-        os.replace(index, index + ".unreadable")
 
 
 def load_newest_intact(directory: str, **arguments) -> tuple:
