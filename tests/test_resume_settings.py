@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 import tfpg
-from tfpg.checkpoint import load_newest_intact, read_metadata
+from tfpg.checkpoint import read_metadata
+from tfpg.loading import load_newest_intact
 from tfpg.errors import DamagedCheckpointError
 
 from helpers import read_csv, run

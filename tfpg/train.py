@@ -29,7 +29,8 @@ from absl import logging as absl_logging
 
 import tfpg
 from tfpg import callbacks as tfpg_callbacks
-from tfpg.checkpoint import load, load_newest_intact, resolve
+from tfpg.checkpoint_files import resolve
+from tfpg.loading import load, load_newest_intact
 from tfpg.config import CHANGEABLE_ON_RESUME, describe_changes, resume_conflicts
 from tfpg.envs import check_backend, check_env_id, make_env
 from tfpg.errors import CheckpointWriteError, EnvError, NonFiniteError
