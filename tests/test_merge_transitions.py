@@ -3,7 +3,7 @@
 import numpy as np
 
 from tfpg.reward_scaling import RewardScaler
-from tfpg.rollout import Transitions, merge_transitions
+from tfpg.transitions import Transitions, merge_transitions
 
 
 def _part(copies, offset, episodes, restarted=None):

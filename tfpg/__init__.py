@@ -27,7 +27,7 @@ from tfpg.image_encoder import image_encoder  # noqa: E402
 from tfpg.network_factories import register_network  # noqa: E402
 
 register_network("cnn", image_encoder)  # tfpg's image encoder by name (the default for image observations)
-from tfpg.rollout import Rollout  # noqa: E402
+from tfpg.transitions import Rollout  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,8 @@ from tfpg.config import positive_int
 from tfpg.envs import EnvLike, check_backend, check_env_id, make_vector_env
 from tfpg.observations import batch_size, map_arrays
 from tfpg.returns import generalized_advantages, next_state_values
-from tfpg.rollout import Collector, Rollout, Transitions
+from tfpg.rollout import Collector
+from tfpg.transitions import Rollout, Transitions
 
 
 ANY = object()  # `_vector_env`: whatever workers the current source has

@@ -3,7 +3,7 @@
 Each batch, the learner puts the policy's weights (observation statistics
 included) into Ray's object store once; every worker steps its copies with them
 and returns its transitions; the learner joins them in copy order
-(`tfpg.rollout.merge_transitions`) and does everything else (statistics,
+(`tfpg.transitions.merge_transitions`) and does everything else (statistics,
 log-probabilities, values, advantages, the update) as for a local vector env. So
 training stays exactly on-policy, and with tfpg's MLP policies the batch equals
 that of a local vector env of K×M copies bit for bit (see `tfpg.acting`).
@@ -20,7 +20,7 @@ from tfpg.config import AgentConfig
 from tfpg.errors import EnvError, NonFiniteError
 from tfpg.network_factories import NetworkSpec
 from tfpg.ray_cluster import connect, import_ray
-from tfpg.rollout import Transitions, merge_transitions
+from tfpg.transitions import Transitions, merge_transitions
 from tfpg.rollout_worker import RolloutWorker
 
 

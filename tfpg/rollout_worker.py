@@ -19,7 +19,8 @@ from tfpg.envs import describe_env, make_vector_env, same_observation_spaces
 from tfpg.model_building import ModelBuilder
 from tfpg.network_factories import NetworkSpec
 from tfpg.normalization import observation_normalizer
-from tfpg.rollout import Collector, Transitions
+from tfpg.rollout import Collector
+from tfpg.transitions import Transitions
 
 
 class RolloutWorker:

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfpg.errors import NonFiniteError
-from tfpg.rollout import Rollout
+from tfpg.transitions import Rollout
 
 BATCH_FIELDS = ("observations", "actions", "log_probs", "values", "advantages", "returns", "mask")
 
