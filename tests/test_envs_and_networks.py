@@ -7,7 +7,8 @@ import tensorflow as tf
 from gymnasium import spaces
 
 import tfpg
-from tfpg.envs import describe_action_space, describe_observation_space, make_vector_env, to_env_actions
+from tfpg.envs import make_vector_env
+from tfpg.space_descriptions import describe_action_space, describe_observation_space, to_env_actions
 from tfpg.networks import PolicyNetwork, ValueNetwork
 
 

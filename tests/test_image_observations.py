@@ -8,7 +8,7 @@ import tfpg
 from helpers import serve_without_tfpg
 from image_envs import BrightSideEnv
 from tfpg.image_encoder import ImageEncoder, is_image
-from tfpg.envs import describe_observation_space
+from tfpg.space_descriptions import describe_observation_space
 
 
 def test_images_are_uint8_boxes_of_rank_three_with_pixel_bounds():

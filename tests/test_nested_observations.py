@@ -14,7 +14,7 @@ from gymnasium import spaces
 import tfpg
 from helpers import BLOCKED_IMPORTS
 from image_envs import LookAndListenEnv
-from tfpg.envs import describe_observation_space
+from tfpg.space_descriptions import describe_observation_space
 from tfpg.nested_encoder import NestedEncoder
 
 

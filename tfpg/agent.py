@@ -28,8 +28,7 @@ from tfpg.collection import CollectionMixin, Workers
 from tfpg.compiled import compiled
 from tfpg.config import AgentConfig, positive_int
 from tfpg.episode_window import EpisodeWindow
-from tfpg.envs import ActionAdapter, EnvLike, describe_action_space, describe_observation_space, \
-    same_observation_spaces
+from tfpg.envs import EnvLike
 from tfpg.errors import EnvError
 from tfpg.inference import InferenceMixin
 from tfpg.model_building import ModelBuilder, snapshot
@@ -39,7 +38,10 @@ from tfpg.normalization import observation_normalizer
 from tfpg.observations import ObservationSpec
 from tfpg.reward_scaling import RewardScaler
 from tfpg.rollout import Collector
+from tfpg.space_descriptions import ActionAdapter, describe_action_space, describe_observation_space, \
+    same_observation_spaces
 from tfpg.update import BATCH_FIELDS, UpdateMixin
+
 
 class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
     """Base class of the on-policy agents.

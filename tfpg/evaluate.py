@@ -39,7 +39,7 @@ def run_episodes(policy, env, episodes: int, seed: int, sample: bool = False) ->
     import numpy as np
     import tensorflow as tf
 
-    from tfpg.envs import describe_observation_space
+    from tfpg.space_descriptions import describe_observation_space
     from tfpg.observations import ObservationSpec
 
     function = policy.signatures["sample" if sample else "serving_default"]
@@ -102,7 +102,7 @@ def _export_record(policy_path: str) -> dict | None:
 
 def _check_policy_matches_env(policy_path: str, exported: dict | None, env, env_id: str) -> None:
     """Raises a `UsageError` if the policy's recorded spaces are not the env's (tfpg exports record them)."""
-    from tfpg.envs import describe_action_space, describe_observation_space, same_observation_spaces
+    from tfpg.space_descriptions import describe_action_space, describe_observation_space, same_observation_spaces
 
     if exported is None:
         return

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 
 from tfpg.config import AgentConfig
-from tfpg.envs import space_from_description
+from tfpg.space_descriptions import space_from_description
 from tfpg.image_encoder import image_encoder, is_image
 from tfpg.nested_encoder import nested_encoder
 from tfpg.observations import ObservationSpec, is_nested

@@ -40,6 +40,6 @@ class NestedEncoder(keras.layers.Layer):
 
 def nested_encoder(observation_space) -> NestedEncoder:
     """The default encoder for a Gymnasium `Dict` or `Tuple` observation space (a factory, like the user's)."""
-    from tfpg.envs import describe_observation_space
+    from tfpg.space_descriptions import describe_observation_space
 
     return NestedEncoder(describe_observation_space(observation_space))

@@ -1,7 +1,7 @@
 """Policy and value Keras models; the policy returns a `tfd.Distribution`.
 
 Policies act on flat action vectors `[batch, A]`: the env-facing shape,
-offsets and clipping are applied by `tfpg.envs.to_env_actions`.
+offsets and clipping are applied by `tfpg.space_descriptions.to_env_actions`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpg.envs import action_size, flat_size
+from tfpg.space_descriptions import action_size, flat_size
 from tfpg.image_encoder import is_image
 from tfpg.normalization import RunningNormalization
 from tfpg.observations import ObservationSpec, is_nested
@@ -41,7 +41,7 @@ class ObservationEncoder(keras.layers.Layer):
     structure (never flattened: an encoder combines them).
 
     Args:
-        description: observation space description (`tfpg.envs.describe_observation_space`).
+        description: observation space description (`tfpg.space_descriptions.describe_observation_space`).
         normalizer: a shared `RunningNormalization` (a `NormalizerSet` for nested
             observations), or None to skip normalisation.
         flatten: flatten `Box` observations.
@@ -131,7 +131,7 @@ class DistributionHead(keras.layers.Layer):
     - `MultiBinary`: independent Bernoullis, event shape `[n]`.
 
     Args:
-        description: action space description (`tfpg.envs.describe_action_space`).
+        description: action space description (`tfpg.space_descriptions.describe_action_space`).
         initial_log_std: initial log standard deviation of Gaussian policies, in
             units of the action half-range.
     """

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from tfpg.acting import ActingPolicy
-from tfpg.envs import ActionAdapter
+from tfpg.space_descriptions import ActionAdapter
 from tfpg.errors import EnvCopyError, EnvError, NonFiniteError
 from tfpg.observations import finite_rows, map_arrays, select_rows, stack, with_rows
 from tfpg.transitions import Transitions

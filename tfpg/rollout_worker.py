@@ -15,7 +15,8 @@ import numpy as np
 
 from tfpg.acting import ActingPolicy
 from tfpg.config import AgentConfig
-from tfpg.envs import describe_env, make_vector_env, same_observation_spaces
+from tfpg.envs import describe_env, make_vector_env
+from tfpg.space_descriptions import same_observation_spaces
 from tfpg.model_building import ModelBuilder
 from tfpg.network_factories import NetworkSpec
 from tfpg.normalization import observation_normalizer

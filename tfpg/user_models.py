@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpg.envs import action_size
+from tfpg.space_descriptions import action_size
 from tfpg.normalization import RunningNormalization
 from tfpg.networks import ObservationEncoder, action_dtype
 
