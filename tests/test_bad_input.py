@@ -199,6 +199,36 @@ def test_an_observation_outside_the_declared_discrete_space_is_an_env_error(tmp_
     assert tfpg.load(str(tmp_path)).total_steps == 0  # the final checkpoint, before the failed batch
 
 
+class _GrowsItsObservation(gym.Env):
+    """Declares a Dict of a Box(3) "position" and a Box(2) "goal"; its third step returns a 4-vector position."""
+
+    observation_space = gym.spaces.Dict({"position": gym.spaces.Box(-1.0, 1.0, (3,), np.float32),
+                                         "goal": gym.spaces.Box(-1.0, 1.0, (2,), np.float32)})
+    action_space = gym.spaces.Discrete(2)
+
+    def _observation(self, size):
+        return {"position": np.zeros(size, np.float32), "goal": np.zeros(2, np.float32)}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return self._observation(3), {}
+
+    def step(self, action):
+        self.steps += 1
+        return self._observation(4 if self.steps == 3 else 3), 1.0, False, self.steps >= 50, {}
+
+
+def test_an_observation_of_another_shape_than_its_space_is_an_env_error_naming_the_part(tmp_path):
+    agent = tfpg.A2C(seed=0, rollout_steps=8)
+    checkpoint = tfpg.callbacks.Checkpoint(str(tmp_path), every=None)
+    with pytest.raises(tfpg.EnvError, match=r"env copy 0 returned an observation from step .* "
+                                            r"observation\['position'\] has shape \(4,\), but its space declares "
+                                            r"\(3,\)"):
+        agent.fit(_GrowsItsObservation(), steps=64, verbose=0, callbacks=[checkpoint])
+    assert tfpg.load(str(tmp_path)).total_steps == 0
+
+
 def test_an_evaluation_episode_that_never_ends_stops_with_a_clear_error(monkeypatch):
     monkeypatch.setattr(tfpg.envs, "UNBOUNDED_EPISODE_LIMIT", 500)
     agent = tfpg.A2C(seed=0)

@@ -116,14 +116,19 @@ def _variable_named(root, key: str) -> str:
     return f"{path} (checkpoint key {name})" if path else name
 
 
-def check_layout(agent, prefix: str) -> None:
+def held_shapes(prefix: str) -> dict[str, list[int]]:
+    """Key → shape of every value the checkpoint at `prefix` holds."""
+    return tf.compat.v1.train.NewCheckpointReader(prefix).get_variable_to_shape_map()
+
+
+def check_layout(agent, prefix: str, held: dict[str, list[int]]) -> None:
     """Raises a `ValueError` naming the first variable of the agent that the checkpoint lacks or holds in
     another shape (values the checkpoint holds beyond the agent's, such as an older version's state, are
     ignored, as `restore` does).
 
-    Checked before anything is restored, so a mismatch leaves the agent untouched.
+    Checked before anything is restored, so a mismatch leaves the agent untouched. `held` is
+    `held_shapes(prefix)`.
     """
-    held = tf.compat.v1.train.NewCheckpointReader(prefix).get_variable_to_shape_map()
     wanted = _layout(agent._checkpoint)
     for key in sorted(wanted, key=_natural):
         if key.startswith(("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/")) or \
@@ -218,8 +223,8 @@ def restore(agent, path: str) -> str:
         agent.build(metadata["observation_space"], metadata["action_space"])
     check_compatible(metadata, agent, prefix)
     check_resumable(metadata, agent, prefix)
-    check_layout(agent, prefix)
-    held = tf.compat.v1.train.NewCheckpointReader(prefix).get_variable_to_shape_map()
+    held = held_shapes(prefix)
+    check_layout(agent, prefix, held)
     children = {name: child for name, child in agent._checkpoint_children.items()
                 if name not in OPTIONAL_CHILDREN or any(key.startswith(name + "/") for key in held)}
     try:

@@ -10,6 +10,7 @@ import importlib
 from typing import Union
 
 import gymnasium as gym
+import numpy as np
 
 from tfpg.atari import is_atari, make_atari, register as register_atari
 from tfpg.config import positive_int
@@ -45,8 +46,25 @@ def check_env_id(env_id: str) -> None:
         ) from None
 
 
+def observation_shape_mismatch(space: gym.Space, observation, where: str = "observation") -> str | None:
+    """Where an observation's `Box` parts differ in shape from `space`'s, e.g. "observation['image'] has shape
+    (4,), but its space declares (3,)"; None if they agree. Other leaves are not checked here."""
+    if isinstance(space, gym.spaces.Box):
+        shape = np.shape(observation)
+        return None if shape == space.shape else f"{where} has shape {shape}, but its space declares {space.shape}"
+    if isinstance(space, gym.spaces.Dict) and isinstance(observation, dict):
+        parts = ((f"{where}[{key!r}]", part, observation.get(key)) for key, part in space.spaces.items())
+    elif isinstance(space, gym.spaces.Tuple) and isinstance(observation, tuple) and len(observation) == len(space):
+        parts = ((f"{where}[{index}]", part, value) for index, (part, value) in enumerate(zip(space, observation)))
+    else:
+        return None
+    return next((found for found in (observation_shape_mismatch(part, value, name) for name, part, value in parts)
+                 if found), None)
+
+
 class LabelledCopy(gym.Wrapper):
-    """Re-raises any exception of the wrapped env copy as an `EnvCopyError` naming the copy.
+    """Re-raises any exception of the wrapped env copy as an `EnvCopyError` naming the copy, and refuses an
+    observation whose shape contradicts the copy's `observation_space`.
 
     Args:
         env: one env copy.
@@ -60,17 +78,28 @@ class LabelledCopy(gym.Wrapper):
     def _failure(self, call: str, error: Exception) -> EnvCopyError:
         return EnvCopyError(f"env copy {self.index} raised {type(error).__name__} in {call}: {error}")
 
+    def _checked(self, call: str, result: tuple) -> tuple:
+        mismatch = observation_shape_mismatch(self.observation_space, result[0])
+        if mismatch:
+            raise EnvCopyError(
+                f"env copy {self.index} returned an observation from {call} that its observation_space "
+                f"{self.observation_space} does not describe: {mismatch}. Make the env return what its space "
+                f"declares, or declare the space it returns (an ObservationWrapper can reshape observations)")
+        return result
+
     def step(self, action):
         try:
-            return self.env.step(action)
+            result = self.env.step(action)
         except Exception as error:
             raise self._failure("step", error) from error
+        return self._checked("step", result)
 
     def reset(self, **kwargs):
         try:
-            return self.env.reset(**kwargs)
+            result = self.env.reset(**kwargs)
         except Exception as error:
             raise self._failure("reset", error) from error
+        return self._checked("reset", result)
 
 
 # Evaluation stops an episode that has not ended after this many steps when the env has no time limit.
