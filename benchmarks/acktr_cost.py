@@ -16,10 +16,11 @@ import os
 import statistics
 import time
 
+import tfpg  # before TensorFlow: tfpg loads it with its start-up notices held back
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
-import tfpg
+from tfpg.launcher import run_program
 
 flags.DEFINE_string("env", "Hopper-v5", "Gymnasium id.")
 flags.DEFINE_integer("batch", 2500, "Samples per update.")
@@ -73,4 +74,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_program(main)

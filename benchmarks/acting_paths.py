@@ -14,10 +14,11 @@ path.
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 
 import tfpg
 from tfpg.envs import make_vector_env
+from tfpg.launcher import run_program
 
 flags.DEFINE_string("env", "Hopper-v5", "Gymnasium or ALE id.")
 flags.DEFINE_integer("num_envs", 1, "Env copies (synchronous).")
@@ -75,4 +76,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_program(main)

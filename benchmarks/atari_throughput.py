@@ -22,6 +22,8 @@ import time
 
 from absl import app, flags
 
+from tfpg.launcher import run_program
+
 flags.DEFINE_string("env", "ALE/Breakout-v5", "Atari id.")
 flags.DEFINE_integer("iterations", 4, "Timed iterations (of 8 × 128 steps) per library per round.")
 flags.DEFINE_integer("rounds", 3, "Rounds; each runs both libraries once.")
@@ -109,4 +111,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_program(main)

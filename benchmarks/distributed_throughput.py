@@ -19,9 +19,10 @@ import statistics
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 import tfpg
+from tfpg.launcher import run_program
 
 flags.DEFINE_string("env", "Hopper-v5", "Gymnasium id.")
 flags.DEFINE_integer("copies", 2, "Env copies in all (split evenly between 2 workers).")
@@ -86,4 +87,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_program(main)

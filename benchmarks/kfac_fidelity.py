@@ -24,7 +24,9 @@ import json
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from tfpg.launcher import run_program
 
 flags.DEFINE_string("env", "Hopper-v5", "Gymnasium id.")
 flags.DEFINE_integer("updates", 120, "ACKTR updates to train and measure.")
@@ -121,4 +123,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_program(main)

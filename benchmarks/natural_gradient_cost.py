@@ -11,13 +11,14 @@ batch with the same 64-64 policy, each compiled on its own.
 import statistics
 import time
 
+import tfpg  # before TensorFlow: tfpg loads it with its start-up notices held back
 import tensorflow as tf
 import tensorflow_probability as tfp
-from absl import app, flags
+from absl import flags
 
-import tfpg
 from tfpg.losses import masked_mean
 from tfpg.optimizers import fisher_vector_product, flat_gradient
+from tfpg.launcher import run_program
 
 flags.DEFINE_string("env", "Hopper-v5", "Gymnasium id.")
 flags.DEFINE_integer("batch", 2048, "Samples per update.")
@@ -71,4 +72,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_program(main)

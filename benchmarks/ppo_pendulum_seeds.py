@@ -7,10 +7,11 @@ Each seed trains `tfpg.PPO(gamma=0.9, learning_rate=1e-3, rollout_steps=1024)` f
 the mean return of 10 deterministic evaluation episodes.
 """
 
+import tfpg  # before TensorFlow: tfpg loads it with its start-up notices held back
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
-import tfpg
+from tfpg.launcher import run_program
 
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4", "5", "6", "7"], "Seeds.")
 flags.DEFINE_float("initial_log_std", None, "Override of PPO's initial log-std (default: PPO's own).")
@@ -29,4 +30,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_program(main)

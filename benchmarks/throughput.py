@@ -14,10 +14,11 @@ import statistics
 import time
 
 import gymnasium as gym
-from absl import app, flags
+from absl import flags
 
 import tfpg
 from tfpg.envs import make_vector_env
+from tfpg.launcher import run_program
 
 flags.DEFINE_string("algo", "a2c", "Algorithm.")
 flags.DEFINE_string("env", "Hopper-v5", "Gymnasium id.")
@@ -75,4 +76,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_program(main)

@@ -13,10 +13,11 @@ import statistics
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 import tfpg
 from tfpg.envs import make_vector_env
+from tfpg.launcher import run_program
 
 flags.DEFINE_string("env", "Hopper-v5", "Gymnasium id.")
 flags.DEFINE_list("copies", ["1", "8"], "Env copies.")
@@ -83,4 +84,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_program(main)

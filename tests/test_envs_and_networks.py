@@ -8,8 +8,8 @@ from gymnasium import spaces
 
 import tfpg
 from tfpg.envs import make_vector_env
-from tfpg.space_descriptions import describe_action_space, describe_observation_space, to_env_actions
 from tfpg.networks import PolicyNetwork, ValueNetwork
+from tfpg.space_descriptions import describe_action_space, describe_observation_space, to_env_actions
 
 
 @pytest.mark.parametrize("space", [

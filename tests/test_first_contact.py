@@ -31,6 +31,15 @@ def test_import_tfpg_prints_nothing_and_keeps_what_tensorflow_printed():
     assert _lines(quiet.stdout) == _lines(raw.stderr)  # held back, not lost
 
 
+def test_a_script_that_trains_an_agent_prints_nothing_to_stderr():
+    script = ("import tfpg\nagent = tfpg.A2C(seed=0, rollout_steps=8)\n"
+              "agent.fit('CartPole-v1', steps=32, verbose=0)\nprint(agent.total_steps)")
+    result = _python(script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "32"
+    assert result.stderr == ""  # the device set-up's error line is held back like the import's notices
+
+
 def test_the_launcher_starts_quietly_and_prints_tensorflows_lines_when_asked(tmp_path):
     devices = _python("import tensorflow as tf\ntf.config.list_logical_devices()")
     common = ["-m", "tfpg.train", "--steps=32", "--num_envs=1", "--rollout_steps=32", "--eval_episodes=1",

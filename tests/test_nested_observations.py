@@ -14,8 +14,8 @@ from gymnasium import spaces
 import tfpg
 from helpers import BLOCKED_IMPORTS
 from image_envs import LookAndListenEnv
-from tfpg.space_descriptions import describe_observation_space
 from tfpg.nested_encoder import NestedEncoder
+from tfpg.space_descriptions import describe_observation_space
 
 
 class CountAndColourEnv(gym.Env):

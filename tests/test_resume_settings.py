@@ -10,8 +10,8 @@ import tensorflow as tf
 
 import tfpg
 from tfpg.checkpoint import read_metadata
-from tfpg.loading import load_newest_intact
 from tfpg.errors import DamagedCheckpointError
+from tfpg.loading import load_newest_intact
 
 from helpers import read_csv, run
 

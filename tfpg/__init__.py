@@ -21,9 +21,9 @@ with held_back():  # the notices TensorFlow's libraries print to stderr as they 
 from tfpg import callbacks, optimizers  # noqa: E402
 from tfpg.agent import OnPolicyAgent  # noqa: E402
 from tfpg.algorithms import A2C, ACKTR, ALGORITHMS, NPG, PPO, REINFORCE, TRPO  # noqa: E402
-from tfpg.loading import load  # noqa: E402
 from tfpg.errors import EnvError, NonFiniteError  # noqa: E402
 from tfpg.image_encoder import image_encoder  # noqa: E402
+from tfpg.loading import load  # noqa: E402
 from tfpg.network_factories import register_network  # noqa: E402
 
 register_network("cnn", image_encoder)  # tfpg's image encoder by name (the default for image observations)

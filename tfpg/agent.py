@@ -32,6 +32,7 @@ from tfpg.envs import EnvLike
 from tfpg.errors import EnvError
 from tfpg.inference import InferenceMixin
 from tfpg.model_building import ModelBuilder, snapshot
+from tfpg.native_output import start_devices_quietly
 from tfpg.network_factories import NetworkSpec
 from tfpg.networks import PolicyNetwork, ValueNetwork, action_dtype
 from tfpg.normalization import observation_normalizer
@@ -111,6 +112,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             self._check_spaces(observation, action)
             return
         self.observation_description, self.action_description = observation, action
+        start_devices_quietly()  # a process's first TensorFlow op would print the GPU probe's error line
         keras.utils.set_random_seed(self.seed)
         config = self.config
         self.observation_normalizer = observation_normalizer(observation) if config.normalize_observations \

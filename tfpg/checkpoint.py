@@ -20,8 +20,8 @@ import tensorflow as tf
 from tfpg.checkpoint_files import (checkpoint_prefixes, newest_by_index, remove_temporaries, resolve,
                                    set_aside_unreadable_index)
 from tfpg.config import CHANGEABLE_ON_RESUME, describe_changes, resume_conflicts
-from tfpg.space_descriptions import same_observation_spaces
 from tfpg.errors import CheckpointWriteError, DamagedCheckpointError
+from tfpg.space_descriptions import same_observation_spaces
 
 _METADATA_KEY = "metadata/.ATTRIBUTES/VARIABLE_VALUE"
 # State that checkpoints of older versions lack; restoring one of those leaves it as the agent has it.

@@ -11,13 +11,13 @@ from __future__ import annotations
 import keras
 
 from tfpg.config import AgentConfig
-from tfpg.space_descriptions import space_from_description
 from tfpg.image_encoder import image_encoder, is_image
 from tfpg.nested_encoder import nested_encoder
 from tfpg.observations import ObservationSpec, is_nested
 from tfpg.network_factories import NetworkSpec
 from tfpg.networks import ObservationEncoder, PolicyNetwork, ValueNetwork
 from tfpg.normalization import RunningNormalization
+from tfpg.space_descriptions import space_from_description
 from tfpg.user_models import CHECK_BATCH, UserPolicy, UserValue, check_encoder, check_policy, check_value
 
 

@@ -14,10 +14,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpg.space_descriptions import action_size, flat_size
 from tfpg.image_encoder import is_image
 from tfpg.normalization import RunningNormalization
 from tfpg.observations import ObservationSpec, is_nested
+from tfpg.space_descriptions import action_size, flat_size
 
 tfd = tfp.distributions
 

@@ -20,8 +20,8 @@ from tfpg.config import AgentConfig
 from tfpg.errors import EnvError, NonFiniteError
 from tfpg.network_factories import NetworkSpec
 from tfpg.ray_cluster import connect, import_ray
-from tfpg.transitions import Transitions, merge_transitions
 from tfpg.rollout_worker import RolloutWorker
+from tfpg.transitions import Transitions, merge_transitions
 
 
 class RayRollouts:

@@ -10,9 +10,9 @@ import gymnasium as gym
 import numpy as np
 
 from tfpg.acting import ActingPolicy
-from tfpg.space_descriptions import ActionAdapter
 from tfpg.errors import EnvCopyError, EnvError, NonFiniteError
 from tfpg.observations import finite_rows, map_arrays, select_rows, stack, with_rows
+from tfpg.space_descriptions import ActionAdapter
 from tfpg.transitions import Transitions
 
 

@@ -16,11 +16,12 @@ import numpy as np
 from tfpg.acting import ActingPolicy
 from tfpg.config import AgentConfig
 from tfpg.envs import describe_env, make_vector_env
-from tfpg.space_descriptions import same_observation_spaces
 from tfpg.model_building import ModelBuilder
+from tfpg.native_output import start_devices_quietly
 from tfpg.network_factories import NetworkSpec
 from tfpg.normalization import observation_normalizer
 from tfpg.rollout import Collector
+from tfpg.space_descriptions import same_observation_spaces
 from tfpg.transitions import Transitions
 
 
@@ -67,6 +68,7 @@ class RolloutWorker:
                 f"action space {own_action}, but the agent was built for {observation} and {action}; every "
                 f"worker must make the same env (check the env's version and package on each machine)."
             )
+        start_devices_quietly()
         normalizer = observation_normalizer(observation) if config.normalize_observations else None
         policy = ModelBuilder(networks, observation, action, config, normalizer).policy()
         self.acting = ActingPolicy(policy, observation, action)

@@ -30,12 +30,12 @@ from absl import logging as absl_logging
 import tfpg
 from tfpg import callbacks as tfpg_callbacks
 from tfpg.checkpoint_files import resolve
-from tfpg.loading import load, load_newest_intact
 from tfpg.config import CHANGEABLE_ON_RESUME, describe_changes, resume_conflicts
 from tfpg.envs import check_backend, check_env_id, make_env
 from tfpg.errors import CheckpointWriteError, EnvError, NonFiniteError
 from tfpg.flags import define_hyperparameter_flags, hyperparameters_from_flags
 from tfpg.launcher import run_program
+from tfpg.loading import load, load_newest_intact
 from tfpg.plotting import plot_learning_curve
 from tfpg.ray_cluster import check_reachable, import_ray
 from tfpg.run_record import RECORD_NAME, SETTINGS, read_run_record, updated_record, write_json, write_run_record

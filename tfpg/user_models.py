@@ -16,9 +16,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpg.space_descriptions import action_size
 from tfpg.normalization import RunningNormalization
 from tfpg.networks import ObservationEncoder, action_dtype
+from tfpg.space_descriptions import action_size
 
 tfd = tfp.distributions
 
