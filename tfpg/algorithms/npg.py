@@ -17,10 +17,21 @@ from tfpg.optimizers import backtracking_line_search, full_step, trust_region_st
 
 @dataclasses.dataclass
 class NPGConfig(AgentConfig):
-    """Natural-gradient hyperparameters (shared by NPG and TRPO)."""
+    """Natural-gradient hyperparameters (shared by NPG and TRPO).
+
+    Gaussian policies start with std ≈ 0.7 × the action half-range (log-std −0.36)
+    rather than 1 ×: with std 1, every HalfCheetah-v5 seed flipped the cheetah onto
+    its back early and learned to run upside down (~1800); with 0.7, three of five
+    seeds ran upright (3300-4700), at a cost of 3-7% on Hopper and Walker2d. A
+    smaller std (0.5) kept every HalfCheetah seed upright but cost Hopper and
+    Walker2d a third (benchmarks/RESULTS.md).
+    """
 
     rollout_steps: int = hparam(1024, "Environment steps per env copy in each batch.", low=1)
     scale_rewards: bool = hparam(True, "Divide rewards by the running std of the discounted return.")
+    initial_log_std: float = hparam(-0.36, "Initial log std of Gaussian policies, in units of the action "
+                                           "half-range (high - low)/2 where finite (-0.36: std ≈ 0.7 × half-range).",
+                                    low=-20.0, high=2.0)
     max_kl: float = hparam(0.01, "δ: the step is scaled so that ½ΔᵀFΔ = δ.", low=0.0, low_open=True)
     cg_iterations: int = hparam(10, "Conjugate-gradient iterations for F⁻¹g.", low=1)
     cg_damping: float = hparam(0.1, "λ of the damped Fisher F + λI.", low=0.0)

@@ -24,8 +24,8 @@ class PPOConfig(AgentConfig):
     Gaussian policies start with std ≈ 0.5 × the action half-range (log-std −0.69;
     0.5 on MuJoCo's [−1, 1] actions) rather than 1 ×: a smaller initial std, as
     Andrychowicz et al. (2021) recommend (TF-Agents' PPO starts at 0.35). On
-    HalfCheetah-v5 every seed then left the ~1800 local optimum that std 1 stayed in
-    (benchmarks/RESULTS.md).
+    HalfCheetah-v5 every seed then left the ~1800 local optimum that std 1 stayed in,
+    where the cheetah runs on its back (benchmarks/RESULTS.md).
     """
 
     scale_rewards: bool = hparam(True, "Divide rewards by the running std of the discounted return.")
