@@ -68,7 +68,8 @@ def test_help_exits_0_and_shows_the_chosen_algorithms_defaults(algorithm):
     config = tfpg.ALGORITHMS[algorithm].config_class()
     assert f"Hyperparameters of {algorithm}" in result.stdout
     assert f"--learning_rate: {type(config).__dataclass_fields__['learning_rate'].metadata['help']}" in result.stdout
-    assert f"(default: {config.learning_rate})" in result.stdout.split("--learning_rate:")[1].split("--")[0]
+    line = " ".join(result.stdout.split("--learning_rate:")[1].split("--")[0].split())  # unwrapped
+    assert f"(default: {config.learning_rate})" in line
     assert "Default: algorithm's" not in result.stdout
 
 
