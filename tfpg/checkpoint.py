@@ -87,12 +87,17 @@ def check_resumable(metadata: dict, agent, prefix: str) -> None:
         )
 
 
+def held_shapes(prefix: str) -> dict[str, list[int]]:
+    """Key → shape of every value the checkpoint at `prefix` holds."""
+    return tf.compat.v1.train.NewCheckpointReader(prefix).get_variable_to_shape_map()
+
+
 def _layout(checkpoint: tf.train.Checkpoint) -> dict[str, list[int]]:
     """Key → shape of every value `checkpoint` would write (written to TensorFlow's in-memory file system)."""
     scratch = f"ram://tfpg-layout-{uuid.uuid4().hex}"
     try:
         prefix = checkpoint.write(f"{scratch}/ckpt")
-        return tf.compat.v1.train.NewCheckpointReader(prefix).get_variable_to_shape_map()
+        return held_shapes(prefix)
     finally:
         if tf.io.gfile.exists(scratch):
             tf.io.gfile.rmtree(scratch)
@@ -114,11 +119,6 @@ def _variable_named(root, key: str) -> str:
             return name
     path = getattr(target, "path", None)
     return f"{path} (checkpoint key {name})" if path else name
-
-
-def held_shapes(prefix: str) -> dict[str, list[int]]:
-    """Key → shape of every value the checkpoint at `prefix` holds."""
-    return tf.compat.v1.train.NewCheckpointReader(prefix).get_variable_to_shape_map()
 
 
 def check_layout(agent, prefix: str, held: dict[str, list[int]]) -> None:

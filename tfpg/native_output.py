@@ -21,6 +21,7 @@ import sys
 import tempfile
 
 _held: list[str] = []
+_devices_started = False
 
 
 def holding_enabled() -> bool:
@@ -74,10 +75,14 @@ def release() -> None:
 
 
 def start_devices_quietly(show: bool = False) -> None:
-    """Sets up TensorFlow's devices inside `held_back()`; with `show`, prints everything held back so far."""
-    with held_back():
-        import tensorflow as tf
+    """Sets up TensorFlow's devices inside `held_back()` (once per process); with `show`, prints everything
+    held back so far."""
+    global _devices_started
+    if not _devices_started:
+        with held_back():
+            import tensorflow as tf
 
-        tf.config.list_logical_devices()
+            tf.config.list_logical_devices()
+        _devices_started = True
     if show:
         release()
