@@ -21,20 +21,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfpg import callbacks as callbacks_module
 from tfpg import checkpoint as checkpoint_module
 from tfpg.acting import ActingPolicy
-from tfpg.collection import CollectionMixin, Workers
+from tfpg.callback_list import CallbackList
+from tfpg.callbacks import ProgressBar
+from tfpg.collection import CollectionMixin
 from tfpg.compiled import compiled
 from tfpg.config import AgentConfig, positive_int
 from tfpg.episode_window import EpisodeWindow
 from tfpg.envs import EnvLike
 from tfpg.errors import EnvError
 from tfpg.inference import InferenceMixin
-from tfpg.model_building import ModelBuilder, snapshot
+from tfpg.model_building import ModelBuilder, shares_torso, snapshot
 from tfpg.native_output import start_devices_quietly
 from tfpg.network_factories import NetworkSpec
-from tfpg.networks import PolicyNetwork, ValueNetwork, action_dtype
+from tfpg.networks import action_dtype
 from tfpg.normalization import observation_normalizer
 from tfpg.observations import ObservationSpec
 from tfpg.reward_scaling import RewardScaler
@@ -42,6 +43,7 @@ from tfpg.rollout import Collector
 from tfpg.space_descriptions import ActionAdapter, describe_action_space, describe_observation_space, \
     same_observation_spaces
 from tfpg.update import BATCH_FIELDS, UpdateMixin
+from tfpg.workers import requested_workers
 
 
 class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
@@ -121,10 +123,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         self._model_builder = ModelBuilder(self.networks, observation, action, config, self.observation_normalizer)
         self.policy = self._model_builder.policy()
         self.value_model = self._model_builder.value(self.policy)
-        self._shares_torso = config.shared_network and isinstance(self.policy, PolicyNetwork) \
-            and isinstance(self.value_model, ValueNetwork) and self.value_model.features is self.policy.features \
-            and len(self.value_model.hidden) == len(self.policy.hidden) \
-            and all(a is b for a, b in zip(self.value_model.hidden, self.policy.hidden))
+        self._shares_torso = shares_torso(self.policy, self.value_model)
         self.observation_spec = ObservationSpec(observation)
         # the shape of one observation (a nest of shapes for Dict and Tuple spaces)
         self.observation_shape = self.observation_spec.map(lambda leaf: leaf.shape)
@@ -298,11 +297,11 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         num_envs = None if num_envs is None else positive_int("num_envs", num_envs)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}.")
-        workers = self._workers(num_workers, envs_per_worker, ray_address, num_envs)
+        workers = requested_workers(num_workers, envs_per_worker, ray_address, num_envs)
         collector = self._vector_env(env, num_envs, asynchronous, workers, vector_env)
         history = keras.callbacks.History()
-        extra = [history] + ([callbacks_module.ProgressBar()] if verbose else [])
-        callback_list = callbacks_module.CallbackList(
+        extra = [history] + ([ProgressBar()] if verbose else [])
+        callback_list = CallbackList(
             list(callbacks or []) + extra, self,
             {"steps": steps, "initial_steps": self.total_steps, "verbose": verbose},
         )
@@ -334,26 +333,6 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         callback_list.on_train_end(logs)
         self.history = history
         return history
-
-    @staticmethod
-    def _workers(num_workers: int, envs_per_worker: int, ray_address: str | None,
-                 num_envs: int | None) -> Workers | None:
-        if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
-            raise ValueError(f"num_workers must be a non-negative integer (0: collect in this process), got "
-                             f"{num_workers!r}.")
-        envs_per_worker = positive_int("envs_per_worker", envs_per_worker)
-        if ray_address is not None and not isinstance(ray_address, str):
-            raise ValueError(f"ray_address must be a string such as '10.0.0.1:6379' or None, got {ray_address!r}.")
-        if num_workers == 0:
-            if envs_per_worker != 1 or ray_address is not None:
-                raise ValueError("envs_per_worker and ray_address apply to Ray workers; set num_workers > 0 too, or "
-                                 "use num_envs for copies in this process.")
-            return None
-        if num_envs not in (None, 1):
-            raise ValueError(f"num_envs={num_envs} counts env copies in this process; with num_workers={num_workers} "
-                             f"the copies run in the workers: set envs_per_worker instead (the batch has "
-                             f"num_workers × envs_per_worker copies).")
-        return Workers(int(num_workers), envs_per_worker, ray_address)
 
     def _iteration_logs(self, recent, rollout, start, collected, finished) -> dict:
         returns = [r for r, _ in recent]

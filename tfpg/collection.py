@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
@@ -14,6 +13,7 @@ from tfpg.observations import batch_size, map_arrays
 from tfpg.returns import generalized_advantages, next_state_values
 from tfpg.rollout import Collector
 from tfpg.transitions import Rollout, Transitions
+from tfpg.workers import Workers
 
 
 ANY = object()  # `_vector_env`: whatever workers the current source has
@@ -32,15 +32,6 @@ def available_memory() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, OSError, ValueError):
         return None
-
-
-@dataclasses.dataclass(frozen=True)
-class Workers:
-    """Distributed collection settings: K Ray workers of M env copies each, on the cluster at `address`."""
-
-    num_workers: int
-    envs_per_worker: int
-    address: str | None = None
 
 
 class CollectionMixin:

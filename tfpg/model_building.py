@@ -127,6 +127,14 @@ class ModelBuilder:
         return old
 
 
+def shares_torso(policy: keras.Model, value_model: keras.Model) -> bool:
+    """Whether the value model is tfpg's value head on the policy's own encoder and hidden layers (`shared_network`),
+    so one forward pass of the torso serves both."""
+    return isinstance(policy, PolicyNetwork) and isinstance(value_model, ValueNetwork) \
+        and value_model.features is policy.features and len(value_model.hidden) == len(policy.hidden) \
+        and all(a is b for a, b in zip(value_model.hidden, policy.hidden))
+
+
 def snapshot(source: keras.Model, target: keras.Model) -> None:
     """Copies `source`'s trainable variables into `target` (same architecture)."""
     for old, new in zip(target.trainable_variables, source.trainable_variables):
