@@ -42,7 +42,7 @@ from tfpg.reward_scaling import RewardScaler
 from tfpg.rollout import Collector
 from tfpg.space_descriptions import ActionAdapter, describe_action_space, describe_observation_space, \
     same_observation_spaces
-from tfpg.update import BATCH_FIELDS, UpdateMixin
+from tfpg.update import BATCH_FIELDS, TIME_MAJOR_FIELDS, UpdateMixin
 from tfpg.workers import requested_workers
 
 
@@ -164,6 +164,9 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             "actions": action_spec,
             **{k: tf.TensorSpec((None,), tf.float32) for k in BATCH_FIELDS[2:]},
         }
+        if self._recomputes_advantages():
+            batch_spec["time_major"] = {"final_observations": observation_spec,
+                                        **{k: tf.TensorSpec((None, None), tf.float32) for k in TIME_MAJOR_FIELDS}}
         self._train_step = compiled(self._transactional_update, input_signature=[batch_spec])
         self.built = True
 

@@ -194,6 +194,7 @@ class CollectionMixin:
             terminated=transitions.terminated,
             truncated=transitions.truncated,
             next_values=next_values,
+            final_observations=transitions.final_observations,
             advantages=advantages.astype(np.float32),
             returns=returns.astype(np.float32),
             mask=(mask * transitions.valid).astype(np.float32),

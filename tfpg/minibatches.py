@@ -9,7 +9,8 @@ import tensorflow as tf
 
 def minibatch_epochs(batch: dict, epochs: int, minibatch_size: int, rng: tf.random.Generator,
                      train_step: Callable[[dict], tf.Tensor], metric_count: int,
-                     stop_after_epoch: Callable[[tf.Tensor], tf.Tensor] | None = None):
+                     stop_after_epoch: Callable[[tf.Tensor], tf.Tensor] | None = None,
+                     before_epoch: Callable[[dict], dict] | None = None):
     """Runs `train_step` on shuffled minibatches for up to `epochs` passes over `batch`.
 
     Each epoch draws a fresh permutation from `rng` (so shuffling is part of the
@@ -25,6 +26,8 @@ def minibatch_epochs(batch: dict, epochs: int, minibatch_size: int, rng: tf.rand
         train_step: minibatch dict ↦ vector of `metric_count` metrics.
         metric_count: the length of that vector.
         stop_after_epoch: the epoch's mean metrics ↦ bool tensor; True ends the loop.
+        before_epoch: `batch` ↦ the batch an epoch's minibatches are drawn from, called at the start
+            of every epoch (to refresh fields that depend on the parameters trained so far).
 
     Returns:
         `(mean_metrics, epochs_run)`: metrics averaged over every step taken.
@@ -36,11 +39,12 @@ def minibatch_epochs(batch: dict, epochs: int, minibatch_size: int, rng: tf.rand
     steps = tf.constant(0.0)
     epochs_run = tf.constant(0)
     for _ in tf.range(epochs):
+        epoch_batch = batch if before_epoch is None else before_epoch(batch)
         order = tf.argsort(rng.uniform([size]))
         epoch_total = tf.zeros([metric_count])
         for index in tf.range(count):
             rows = order[index * minibatch:(index + 1) * minibatch]
-            epoch_total += train_step(tf.nest.map_structure(lambda value: tf.gather(value, rows), batch))
+            epoch_total += train_step(tf.nest.map_structure(lambda value: tf.gather(value, rows), epoch_batch))
         total += epoch_total
         steps += tf.cast(count, tf.float32)
         epochs_run += 1

@@ -23,6 +23,8 @@ class Rollout:
         terminated: `[T, N]` terminal transitions.
         truncated: `[T, N]` time-limit cuts.
         next_values: `[T, N]` V(s_{t+1}) of each transition's own successor.
+        final_observations: `[T, N, *obs_shape]` each transition's own successor observation s_{t+1}
+            (the true final observation where its episode ended).
         advantages: `[T, N]` advantage estimates.
         returns: `[T, N]` value targets.
         mask: `[T, N]` 1.0 where the transition is used for learning.
@@ -40,6 +42,7 @@ class Rollout:
     terminated: np.ndarray
     truncated: np.ndarray
     next_values: np.ndarray
+    final_observations: np.ndarray
     advantages: np.ndarray
     returns: np.ndarray
     mask: np.ndarray

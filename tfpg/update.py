@@ -16,6 +16,8 @@ from tfpg.errors import NonFiniteError
 from tfpg.transitions import Rollout
 
 BATCH_FIELDS = ("observations", "actions", "log_probs", "values", "advantages", "returns", "mask")
+# `[T, N]` fields an update that re-estimates advantages reads, with the flat successor observations
+TIME_MAJOR_FIELDS = ("rewards", "terminated", "truncated")
 
 
 def _explained_variance(predictions: np.ndarray, targets: np.ndarray) -> float:
@@ -92,6 +94,11 @@ class UpdateMixin:
             "actions": tf.convert_to_tensor(batch["actions"], self._action_dtype),
             **{k: tf.convert_to_tensor(batch[k], tf.float32) for k in BATCH_FIELDS[2:]},
         }
+        if self._recomputes_advantages():
+            tensors["time_major"] = {
+                "final_observations": self._as_model_input(rollout.flat("final_observations")),
+                **{k: tf.convert_to_tensor(getattr(rollout, k), tf.float32) for k in TIME_MAJOR_FIELDS},
+            }
         self._before_update()
         metrics = {k: float(v) for k, v in self._compiled_update()(tensors).items()}
         if not metrics.pop("all_finite"):
@@ -109,6 +116,10 @@ class UpdateMixin:
         used = batch["mask"] > 0
         metrics["explained_variance"] = _explained_variance(batch["values"][used], batch["returns"][used])
         return metrics
+
+    def _recomputes_advantages(self) -> bool:
+        """Whether the update re-estimates advantages, so its batch also holds the `time_major` fields."""
+        return False
 
     def _compiled_update(self):
         """The compiled update to run on this batch (algorithms whose updates come in several kinds override it)."""

@@ -10,6 +10,7 @@ import tensorflow_probability as tfp
 
 from tfpg.agent import OnPolicyAgent
 from tfpg.config import AgentConfig, hparam
+from tfpg.graph_advantages import generalized_advantages, standardized
 from tfpg.minibatches import minibatch_epochs
 from tfpg.losses import (adapted_kl_coefficient, approximate_kl, clipped_surrogate_loss, clipped_value_loss,
                          kl_penalty_loss, masked_mean, value_loss)
@@ -47,6 +48,8 @@ class PPOConfig(AgentConfig):
     initial_kl_beta: float = hparam(1.0, "β₀ of the KL penalty.", low=0.0)
     target_kl: float = hparam(0.0, "Stop the epoch loop once an epoch's approx KL exceeds 1.5× this "
                                    "(0: never).", low=0.0)
+    recompute_advantages: bool = hparam(False, "Before every epoch, re-estimate the values, GAE advantages and "
+                                               "value targets with the critic trained so far.")
 
 
 class PPO(OnPolicyAgent):
@@ -58,6 +61,13 @@ class PPO(OnPolicyAgent):
     - `loss="adaptive_kl"`: L = E[r Â] − β E[KL(π_old‖π)], and after each
       update β ← 2β if KL > 1.5 d_targ, β ← β/2 if KL < d_targ/1.5;
     - `loss="fixed_kl"`: the same penalty with β kept fixed.
+
+    With `recompute_advantages`, every epoch starts by computing V(s_t) and
+    V(s_{t+1}) with the current critic and Â_t, R_t = Â_t + V(s_t) anew by
+    GAE(γ, λ) over the batch's time-major rewards (standardised again if
+    `normalize_advantages`); π_old, the log-probabilities and the values a
+    clipped value loss is centred on stay those of the collection
+    (Andrychowicz et al., 2021, recommend the recomputation).
 
     The objective (minus c_v times the value loss, plus c_e times the
     entropy) is maximised by Adam over `epochs` passes of shuffled minibatches;
@@ -107,14 +117,34 @@ class PPO(OnPolicyAgent):
         self._apply_gradients(self.optimizer, gradients, self._variables)
         return metrics
 
+    def _recomputes_advantages(self) -> bool:
+        return self.config.recompute_advantages
+
+    def _with_current_advantages(self, batch: dict, time_major: dict) -> dict:
+        """`batch` with its advantages and value targets estimated anew by the current critic."""
+        config = self.config
+        shape = tf.shape(time_major["rewards"])
+        values = tf.reshape(self.value_model(batch["observations"]), shape)
+        next_values = tf.reshape(self.value_model(time_major["final_observations"]), shape)
+        advantages, returns = generalized_advantages(time_major["rewards"], values, next_values,
+                                                     time_major["terminated"], time_major["truncated"],
+                                                     config.gamma, config.gae_lambda)
+        advantages = tf.reshape(advantages, [-1])
+        if config.normalize_advantages:
+            advantages = standardized(advantages, batch["mask"])
+        return {**batch, "advantages": advantages, "returns": tf.reshape(returns, [-1])}
+
     def _update(self, batch: dict) -> dict:
         config = self.config
         self._snapshot_policy()
         stop = None
         if config.target_kl > 0:
             stop = lambda means: means[_METRICS.index("approx_kl")] > 1.5 * config.target_kl  # noqa: E731
+        time_major = batch.get("time_major")
+        batch = {name: value for name, value in batch.items() if name != "time_major"}
+        refresh = None if time_major is None else lambda flat: self._with_current_advantages(flat, time_major)
         means, epochs_run = minibatch_epochs(batch, config.epochs, config.minibatch_size, self.rng,
-                                             self._train_minibatch, len(_METRICS), stop)
+                                             self._train_minibatch, len(_METRICS), stop, refresh)
         kl = masked_mean(tfp.distributions.kl_divergence(self.old_policy(batch["observations"]),
                                                          self.policy(batch["observations"])), batch["mask"])
         if config.loss == "adaptive_kl":
