@@ -115,6 +115,21 @@ def test_learning_rate_anneals_linearly_with_total_steps():
     assert history["learning_rate"] == pytest.approx([1e-3 * (1 - 128 / 512), 1e-3 * (1 - 256 / 512)])
 
 
+def test_the_linear_schedule_anneals_to_zero_at_each_fits_step_target():
+    agent, history = _fit("clip", learning_rate=1e-3, learning_rate_schedule="linear")
+    # one fit of 256 steps: set before each update from the steps so far, 128 then 256 of 256
+    assert history["learning_rate"] == pytest.approx([1e-3 * (1 - 128 / 256), 0.0])
+    more = agent.fit("CartPole-v1", steps=256, verbose=0).history
+    # the next fit trains to 512: its updates at 384 and 512
+    assert more["learning_rate"] == pytest.approx([1e-3 * (1 - 384 / 512), 0.0])
+    batch = agent.collect("CartPole-v1", 128)
+    agent.train_on_batch(batch)  # outside fit there is no step target: the configured rate
+    assert float(agent.optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="learning_rate_schedule='constant'"):
+        tfpg.ACKTR(learning_rate_schedule="linear").build(gym.spaces.Box(-1, 1, (3,), np.float32),
+                                                          gym.spaces.Discrete(2))
+
+
 @pytest.mark.parametrize("encoder", [None, lambda space: keras.Sequential([keras.layers.Dense(8, activation="relu")])])
 def test_a_shared_torso_is_computed_once_with_the_same_values_and_gradients(encoder):
     agent = tfpg.PPO(seed=0, shared_network=True, encoder=encoder)

@@ -90,6 +90,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         self.env_id: str | None = None  # the Gymnasium id of the env last trained on, where known
         self.stop_training = False
         self.history = None
+        self._step_target: int | None = None  # total env steps the fit in progress trains to
         self._collector: Collector | None = None
         self._collector_source = None
         self._collector_workers = None
@@ -312,6 +313,16 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         batch_steps = self.config.rollout_steps * collector.num_envs
         target = self.total_steps + steps
         self.stop_training = False
+        self._step_target = target
+        try:
+            self._train_to(target, env, batch_steps, callback_list)
+        finally:
+            self._step_target = None
+        self.history = history
+        return history
+
+    def _train_to(self, target: int, env: EnvLike, batch_steps: int, callback_list: CallbackList) -> None:
+        """fit's loop: collect → train_on_batch → callbacks, until `target` env steps or a stop."""
         callback_list.on_train_begin()
         logs: dict = {}
         while self.total_steps < target and not self.stop_training:
@@ -334,8 +345,6 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             logs.update(getattr(self._collector, "timing", {}))  # distributed collection's breakdown
             callback_list.on_epoch_end(iteration, logs)
         callback_list.on_train_end(logs)
-        self.history = history
-        return history
 
     def _iteration_logs(self, recent, rollout, start, collected, finished) -> dict:
         returns = [r for r, _ in recent]

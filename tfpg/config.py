@@ -90,7 +90,7 @@ def _check_value(field: dataclasses.Field, value: Any) -> Any:
 
 # Settings a run may change when it continues from a checkpoint: they tune the size or safety of the
 # steps (as the non-finite-update message advises) and leave what the checkpoint holds meaningful.
-CHANGEABLE_ON_RESUME = ("learning_rate", "learning_rate_decay_steps", "max_grad_norm", "entropy_coef", "max_kl",
+CHANGEABLE_ON_RESUME = ("learning_rate", "learning_rate_schedule", "learning_rate_decay_steps", "max_grad_norm", "entropy_coef", "max_kl",
                         "value_max_kl", "non_finite_env_data")
 
 
@@ -130,8 +130,12 @@ class AgentConfig:
                                          "half-range (high - low)/2 where finite (0: std = half-range).",
                                     low=-20.0, high=2.0)
     shared_network: bool = hparam(False, "Policy and value share their hidden layers.")
+    learning_rate_schedule: str = hparam(
+        "constant", "The learning rate over training: constant, or linear: annealed to 0 at the step target of "
+        "the fit call in progress (with the launcher, the run's --steps).", choices=("constant", "linear"))
     learning_rate_decay_steps: int = hparam(
-        0, "Anneal the learning rate linearly to 0 over this many total env steps (0: constant).", low=0)
+        0, "Anneal the learning rate linearly to 0 over this many total env steps, whatever the schedule "
+        "(0: as the schedule says).", low=0)
     non_finite_env_data: str = hparam(
         "raise", "NaN/Inf observations or rewards from the env: stop with an error, or skip the step (it is "
         "left out of the update, its copy reset) and count it.", choices=("raise", "skip"))

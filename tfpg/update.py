@@ -31,11 +31,14 @@ class UpdateMixin:
     """`train_on_batch` and the update helpers, mixed into `OnPolicyAgent` (which provides the models)."""
 
     def _learning_rate_now(self) -> float:
-        """The configured learning rate, linearly annealed by total env steps if enabled."""
-        decay = self.config.learning_rate_decay_steps
-        if decay <= 0:
+        """The configured rate × max(0, 1 − total env steps / horizon) when annealed, where the horizon is
+        `learning_rate_decay_steps` if set, else, with the linear schedule, the step target of `fit`."""
+        horizon = self.config.learning_rate_decay_steps
+        if horizon <= 0 and self.config.learning_rate_schedule == "linear":
+            horizon = self._step_target or 0
+        if horizon <= 0:
             return self.config.learning_rate
-        return self.config.learning_rate * max(0.0, 1.0 - self.total_steps / decay)
+        return self.config.learning_rate * max(0.0, 1.0 - self.total_steps / horizon)
 
     def _apply_gradients(self, optimizer: keras.optimizers.Optimizer, gradients: list,
                          variables: list) -> tf.Tensor:
@@ -127,7 +130,7 @@ class UpdateMixin:
 
     def _before_update(self) -> None:
         """Sets the annealed learning rate, if the rate is annealed."""
-        if self.config.learning_rate_decay_steps > 0:
+        if self.config.learning_rate_decay_steps > 0 or self.config.learning_rate_schedule == "linear":
             self._apply_learning_rate()
 
     def _apply_learning_rate(self) -> None:

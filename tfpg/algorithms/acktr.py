@@ -90,8 +90,9 @@ class ACKTR(A2C):
         config = self.config
         if config.shared_network:
             raise ValueError("ACKTR needs separate policy and value networks: set shared_network=False.")
-        if config.learning_rate_decay_steps:
-            raise ValueError("ACKTR scales every step by its KL bound; learning_rate_decay_steps must be 0.")
+        if config.learning_rate_decay_steps or config.learning_rate_schedule != "constant":
+            raise ValueError("ACKTR scales every step by its KL bound, so its rate is not annealed: set "
+                             "learning_rate_schedule='constant' and learning_rate_decay_steps=0.")
         shared = dict(learning_rate=config.learning_rate, damping=config.kfac_damping, decay=config.kfac_decay,
                       statistics_every=config.kfac_statistics_every, inverse_update_every=config.kfac_inverse_every,
                       momentum=config.momentum)
