@@ -109,3 +109,18 @@ def test_recomputing_is_part_of_the_one_compiled_update_and_survives_a_resume(co
     assert restored.config.recompute_advantages
     with pytest.raises(ValueError, match="recompute_advantages"):
         tfpg.load(str(tmp_path), recompute_advantages=False)
+
+
+def test_the_memory_estimate_counts_the_successor_observations_the_update_holds(monkeypatch):
+    import tfpg.collection
+    space = gym.spaces.Box(0, 255, (84, 84, 4), np.uint8)
+    per_step_without = 2 * 84 * 84 * 4 + 4 * 1 + 40    # two observations, one int32 action, ten float32 fields
+    monkeypatch.setattr(tfpg.collection, "available_memory", lambda: 100 * (per_step_without + 84 * 84 * 2))
+    for recompute, fits in ((False, True), (True, False)):   # 100 steps: 2 copies fit, 3 do not
+        agent = tfpg.PPO(seed=0, rollout_steps=100, recompute_advantages=recompute)
+        agent.build(space, gym.spaces.Discrete(3))
+        if fits:
+            agent.check_batch_memory(1)
+        else:
+            with pytest.raises(ValueError, match=f"{per_step_without + 84 * 84 * 4} bytes per step"):
+                agent.check_batch_memory(1)

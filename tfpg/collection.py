@@ -105,21 +105,22 @@ class CollectionMixin:
         """Raises a `ValueError` if a batch of `rollout_steps` × `copies` env steps cannot fit in memory.
 
         Estimated before anything is collected: each step stores its observation twice (the next
-        observation and, densely, the final observation of an episode), its action and about ten
-        float32 fields. Needs a built agent.
+        observation and, densely, the final observation of an episode; three times when the update
+        re-estimates advantages, which also holds the successors as a tensor), its action and about
+        ten float32 fields. Needs a built agent.
         """
         steps = self.config.rollout_steps * copies
         observation_bytes = sum(int(np.prod(leaf.shape, dtype=np.int64))
                                 * np.dtype(leaf.description.get("dtype", "int64")).itemsize
                                 for leaf in self.observation_spec.leaves)
-        needed = steps * (2 * observation_bytes + 4 * self._action_size + 40)
+        per_step = (3 if self._recomputes_advantages() else 2) * observation_bytes + 4 * self._action_size + 40
+        needed = steps * per_step
         available = available_memory()
         if available is not None and needed > available:
             raise ValueError(
                 f"A batch of rollout_steps={self.config.rollout_steps} × {copies} env copies = {steps} steps needs "
-                f"about {needed / 2**30:.3g} GiB ({2 * observation_bytes + 4 * self._action_size + 40} bytes per "
-                f"step), but {available / 2**30:.3g} GiB of memory is available. Lower rollout_steps or the "
-                f"number of env copies."
+                f"about {needed / 2**30:.3g} GiB ({per_step} bytes per step), but {available / 2**30:.3g} GiB of "
+                f"memory is available. Lower rollout_steps or the number of env copies."
             )
 
     def collect(self, env: EnvLike, steps: int) -> Rollout:
