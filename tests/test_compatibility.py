@@ -32,6 +32,15 @@ def test_an_old_checkpoint_loads_acts_the_same_and_resumes(algorithm, tmp_path):
     assert tfpg.load(str(tmp_path / "continued")).total_steps == agent.total_steps
 
 
+def test_an_old_ppo_checkpoint_keeps_the_constant_rate_it_trained_with():
+    # 0.1.0 recorded no learning_rate_schedule; PPO's default is now the linear schedule
+    assert tfpg.PPO().config.learning_rate_schedule == "linear"
+    agent = tfpg.load(os.path.join(DATA, "ppo", "checkpoints"))
+    assert agent.config.learning_rate_schedule == "constant"
+    rate = agent.config.learning_rate
+    assert agent.fit("Pendulum-v1", steps=64, verbose=0).history["learning_rate"][-1] == pytest.approx(rate)
+
+
 @pytest.mark.parametrize("algorithm", ["ppo", "acktr"])
 def test_an_old_exported_policy_serves_the_same_actions(algorithm):
     expected = _expected(algorithm)

@@ -111,17 +111,17 @@ def test_shared_network_shares_hidden_layers():
 
 def test_learning_rate_anneals_linearly_with_total_steps():
     agent, history = _fit("clip", learning_rate=1e-3, learning_rate_decay_steps=512)
-    # set before each update from the steps collected so far: 128 then 256 of 512
-    assert history["learning_rate"] == pytest.approx([1e-3 * (1 - 128 / 512), 1e-3 * (1 - 256 / 512)])
+    # set before each update from the steps collected before its batch: 0 then 128 of 512
+    assert history["learning_rate"] == pytest.approx([1e-3, 1e-3 * (1 - 128 / 512)])
 
 
 def test_the_linear_schedule_anneals_to_zero_at_each_fits_step_target():
     agent, history = _fit("clip", learning_rate=1e-3, learning_rate_schedule="linear")
-    # one fit of 256 steps: set before each update from the steps so far, 128 then 256 of 256
-    assert history["learning_rate"] == pytest.approx([1e-3 * (1 - 128 / 256), 0.0])
+    # one fit of 256 steps in batches of 128: the batches start at 0 and 128 of 256
+    assert history["learning_rate"] == pytest.approx([1e-3, 1e-3 * (1 - 128 / 256)])
     more = agent.fit("CartPole-v1", steps=256, verbose=0).history
-    # the next fit trains to 512: its updates at 384 and 512
-    assert more["learning_rate"] == pytest.approx([1e-3 * (1 - 384 / 512), 0.0])
+    # the next fit trains to 512: its batches start at 256 and 384
+    assert more["learning_rate"] == pytest.approx([1e-3 * (1 - 256 / 512), 1e-3 * (1 - 384 / 512)])
     batch = agent.collect("CartPole-v1", 128)
     agent.train_on_batch(batch)  # outside fit there is no step target: the configured rate
     assert float(agent.optimizer.learning_rate.numpy()) == pytest.approx(1e-3)

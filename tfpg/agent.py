@@ -266,7 +266,8 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         Args:
             env: a Gymnasium id, `Env` or `VectorEnv` (only an id with `num_workers`).
             steps: environment steps to train for in this call (rounded up to
-                whole iterations of `rollout_steps × num_envs`).
+                whole iterations of `rollout_steps × num_envs`); with
+                `learning_rate_schedule="linear"` the rate reaches 0 at their end.
             num_envs: env copies made from an id in this process (default 1); a
                 `VectorEnv` brings its own (a different number here is refused).
             asynchronous: run the copies in subprocesses.

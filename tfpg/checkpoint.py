@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfpg.checkpoint_files import (checkpoint_prefixes, newest_by_index, remove_temporaries, resolve,
                                    set_aside_unreadable_index)
-from tfpg.config import CHANGEABLE_ON_RESUME, describe_changes, resume_conflicts
+from tfpg.config import CHANGEABLE_ON_RESUME, VALUES_OF_UNRECORDED_SETTINGS, describe_changes, resume_conflicts
 from tfpg.errors import CheckpointWriteError, DamagedCheckpointError
 from tfpg.space_descriptions import same_observation_spaces
 
@@ -51,6 +51,8 @@ def read_metadata(prefix: str) -> dict:
     metadata = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     if metadata.get("format") != "tfpg-checkpoint-1":
         raise ValueError(f"Checkpoint {prefix!r} has unknown format {metadata.get('format')!r}.")
+    if isinstance(metadata.get("config"), dict):
+        metadata["config"] = {**VALUES_OF_UNRECORDED_SETTINGS, **metadata["config"]}
     return metadata
 
 

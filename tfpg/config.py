@@ -94,6 +94,11 @@ CHANGEABLE_ON_RESUME = ("learning_rate", "learning_rate_schedule", "learning_rat
                         "value_max_kl", "non_finite_env_data")
 
 
+# Settings added after checkpoints were first written whose default is not what a checkpoint without them
+# trained with: a record that lacks one is read as having this value.
+VALUES_OF_UNRECORDED_SETTINGS = {"learning_rate_schedule": "constant"}
+
+
 def resume_conflicts(held: dict, wanted: dict) -> dict[str, tuple]:
     """The settings two config records (`to_dict` form) disagree on that cannot change when a run continues.
 

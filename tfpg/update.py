@@ -30,15 +30,17 @@ def _explained_variance(predictions: np.ndarray, targets: np.ndarray) -> float:
 class UpdateMixin:
     """`train_on_batch` and the update helpers, mixed into `OnPolicyAgent` (which provides the models)."""
 
-    def _learning_rate_now(self) -> float:
-        """The configured rate × max(0, 1 − total env steps / horizon) when annealed, where the horizon is
-        `learning_rate_decay_steps` if set, else, with the linear schedule, the step target of `fit`."""
+    def _learning_rate_now(self, steps_before: int) -> float:
+        """The configured rate × max(0, 1 − s / horizon) when annealed, with s the env steps collected before
+        the batch the rate is for (so a run's first update trains at the full rate and its last above 0),
+        and the horizon `learning_rate_decay_steps` if set, else, with the linear schedule, `fit`'s step
+        target."""
         horizon = self.config.learning_rate_decay_steps
         if horizon <= 0 and self.config.learning_rate_schedule == "linear":
             horizon = self._step_target or 0
         if horizon <= 0:
             return self.config.learning_rate
-        return self.config.learning_rate * max(0.0, 1.0 - self.total_steps / horizon)
+        return self.config.learning_rate * max(0.0, 1.0 - steps_before / horizon)
 
     def _apply_gradients(self, optimizer: keras.optimizers.Optimizer, gradients: list,
                          variables: list) -> tf.Tensor:
@@ -102,7 +104,7 @@ class UpdateMixin:
                 "final_observations": self._as_model_input(rollout.flat("final_observations")),
                 **{k: tf.convert_to_tensor(getattr(rollout, k), tf.float32) for k in TIME_MAJOR_FIELDS},
             }
-        self._before_update()
+        self._before_update(self.total_steps - rollout.num_steps)
         metrics = {k: float(v) for k, v in self._compiled_update()(tensors).items()}
         if not metrics.pop("all_finite"):
             bad = sorted(k for k, v in metrics.items() if not np.isfinite(v)) or ["parameters"]
@@ -128,19 +130,21 @@ class UpdateMixin:
         """The compiled update to run on this batch (algorithms whose updates come in several kinds override it)."""
         return self._train_step
 
-    def _before_update(self) -> None:
-        """Sets the annealed learning rate, if the rate is annealed."""
+    def _before_update(self, steps_before: int) -> None:
+        """Sets the annealed learning rate for a batch collected after `steps_before` env steps, if annealed."""
         if self.config.learning_rate_decay_steps > 0 or self.config.learning_rate_schedule == "linear":
-            self._apply_learning_rate()
+            self._apply_learning_rate(steps_before)
 
-    def _apply_learning_rate(self) -> None:
-        """Sets the `optimizer` attribute's rate (if there is one) to the config's, annealed to this step.
+    def _apply_learning_rate(self, steps_before: int | None = None) -> None:
+        """Sets the `optimizer` attribute's rate (if there is one) to the config's, annealed for a batch
+        collected after `steps_before` env steps (default: all so far).
 
         Called after a restore too: the optimizer's rate variable is checkpointed, and a run may continue
         with another rate."""
         optimizer = getattr(self, "optimizer", None)
         if optimizer is not None:
-            optimizer.learning_rate.assign(self._learning_rate_now())
+            steps = self.total_steps if steps_before is None else steps_before
+            optimizer.learning_rate.assign(self._learning_rate_now(steps))
 
     @staticmethod
     def _standardize(advantages: np.ndarray, mask: np.ndarray) -> np.ndarray:
