@@ -29,6 +29,13 @@ def hparam(default: Any, help: str, low: float | None = None, high: float | None
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def another_default(base: type, name: str, default: Any) -> Any:
+    """Field `name` of config class `base` with another default (the same help and allowed values), for a
+    subclass whose algorithm is better served by it."""
+    field = {field.name: field for field in dataclasses.fields(base)}[name]
+    return dataclasses.field(default=default, metadata=field.metadata)
+
+
 def positive_int(name: str, value: Any) -> int:
     """`value` as an int if it is a positive integer (not a bool); otherwise a `ValueError` naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:

@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpg.agent import OnPolicyAgent
-from tfpg.config import AgentConfig, hparam
+from tfpg.config import AgentConfig, another_default, hparam
 from tfpg.graph_advantages import generalized_advantages, standardized
 from tfpg.minibatches import minibatch_epochs
 from tfpg.losses import (adapted_kl_coefficient, approximate_kl, clipped_surrogate_loss, clipped_value_loss,
@@ -34,9 +34,7 @@ class PPOConfig(AgentConfig):
     """
 
     scale_rewards: bool = hparam(True, "Divide rewards by the running std of the discounted return.")
-    learning_rate_schedule: str = hparam(
-        "linear", "The learning rate over training: constant, or linear: annealed to 0 at the step target of "
-        "the fit call in progress (with the launcher, the run's --steps).", choices=("constant", "linear"))
+    learning_rate_schedule: str = another_default(AgentConfig, "learning_rate_schedule", "linear")
     initial_log_std: float = hparam(-0.69, "Initial log std of Gaussian policies, in units of the action "
                                            "half-range (high - low)/2 where finite (-0.69: std ≈ 0.5 × half-range).",
                                     low=-20.0, high=2.0)
