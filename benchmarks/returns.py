@@ -23,7 +23,7 @@ flags.DEFINE_string("algo", "ppo", "Algorithm.")
 flags.DEFINE_list("envs", ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"], "Gymnasium ids.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
 flags.DEFINE_integer("steps", 1_000_000, "Env steps per run.")
-flags.DEFINE_integer("num_envs", 1, "Env copies per run.")
+flags.DEFINE_integer("num_envs", None, "Env copies per run (unset: the launcher's default for the algorithm).")
 flags.DEFINE_integer("parallel", 2, "Runs at once.")
 flags.DEFINE_string("outdir", "benchmarks/runs", "Parent directory of the runs.")
 flags.DEFINE_multi_string("extra", [], "Extra flags passed to tfpg.train (e.g. --extra=--loss=adaptive_kl).")
@@ -32,11 +32,15 @@ flags.DEFINE_string("ray_address", None, "With --tune: the Ray cluster to run th
 FLAGS = flags.FLAGS
 
 
+def _copies_flag() -> list[str]:
+    return [] if FLAGS.num_envs is None else [f"--num_envs={FLAGS.num_envs}"]
+
+
 def _sweep() -> int:
     command = [sys.executable, "-m", "tfpg.sweep", f"--algo={FLAGS.algo}", f"--envs={','.join(FLAGS.envs)}",
                f"--seeds={','.join(FLAGS.seeds)}", f"--steps={FLAGS.steps}",
-               f"--outdir={os.path.join(FLAGS.outdir, FLAGS.algo)}", f"--extra=--num_envs={FLAGS.num_envs}",
-               *(f"--extra={flag}" for flag in FLAGS.extra)]
+               f"--outdir={os.path.join(FLAGS.outdir, FLAGS.algo)}",
+               *(f"--extra={flag}" for flag in _copies_flag() + FLAGS.extra)]
     if FLAGS.ray_address:
         command.append(f"--ray_address={FLAGS.ray_address}")
     else:  # a local Ray instance has this machine's cores
@@ -56,7 +60,7 @@ def main(argv):
             env, seed = queue.pop(0)
             logdir = os.path.join(FLAGS.outdir, FLAGS.algo, env, f"seed{seed}")
             command = [sys.executable, "-m", "tfpg.train", f"--algo={FLAGS.algo}", f"--env={env}",
-                       f"--seed={seed}", f"--steps={FLAGS.steps}", f"--num_envs={FLAGS.num_envs}",
+                       f"--seed={seed}", f"--steps={FLAGS.steps}", *_copies_flag(),
                        f"--logdir={logdir}", "--verbose=0", *FLAGS.extra]
             if os.path.exists(os.path.join(logdir, "checkpoints")):
                 command.append("--resume")

@@ -58,6 +58,20 @@ def test_resume_takes_the_env_and_settings_from_the_run_and_applies_and_records_
     assert _listing(logdir) == before  # nothing was written by the refused launches
 
 
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_an_unset_num_envs_is_the_algorithms_launcher_default_for_the_run_and_its_resumes(tmp_path, algo):
+    copies = tfpg.ALGORITHMS[algo].launcher_num_envs
+    assert copies == {"ppo": 1, "a2c": 8}[algo]  # A2C's n-step batches come from several copies
+    logdir = tmp_path / "run"
+    small_batch = ["--rollout_steps=16"] + (["--minibatch_size=16"] if algo == "ppo" else [])
+    first = _train(logdir, f"--algo={algo}", "--env=CartPole-v1", *small_batch, f"--steps={16 * copies}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert json.loads((logdir / "run.json").read_text())["settings"]["num_envs"] == copies
+    resumed = _train(logdir, "--resume", f"--steps={32 * copies}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [int(r["total_steps"]) for r in read_csv(logdir / "progress.csv")] == [16 * copies, 32 * copies]
+
+
 def test_a_run_without_a_record_needs_its_env_named(tmp_path):
     agent = tfpg.A2C(seed=0, rollout_steps=8)
     agent.fit("Pendulum-v1", steps=16, verbose=0)

@@ -79,6 +79,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
 
     name = "agent"
     config_class = AgentConfig
+    launcher_num_envs = 1  # env copies `tfpg.train` makes when --num_envs is not given
 
     def __init__(self, seed: int = 0, encoder=None, policy=None, value=None, **hyperparameters):
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
@@ -268,7 +269,8 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             steps: environment steps to train for in this call (rounded up to
                 whole iterations of `rollout_steps × num_envs`); with
                 `learning_rate_schedule="linear"` the rate reaches 0 at their end.
-            num_envs: env copies made from an id in this process (default 1); a
+            num_envs: env copies made from an id in this process (default 1;
+                `tfpg.train`'s default is the algorithm's `launcher_num_envs`); a
                 `VectorEnv` brings its own (a different number here is refused).
             asynchronous: run the copies in subprocesses.
             callbacks: `keras.callbacks.Callback`s; `epoch` is the iteration index.

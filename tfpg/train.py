@@ -47,7 +47,8 @@ flags.DEFINE_string("env", "CartPole-v1", "Gymnasium environment id.")
 flags.DEFINE_integer("steps", 200_000, "Total environment steps of the run (a resumed run continues to it).",
                      lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of TensorFlow, the envs and action sampling.", lower_bound=0)
-flags.DEFINE_integer("num_envs", 8, "Parallel env copies.", lower_bound=1)
+flags.DEFINE_integer("num_envs", None, "Parallel env copies (unset: the algorithm's default, 8 for A2C and 1 for "
+                     "the others; a resumed run keeps its own).", lower_bound=1)
 flags.DEFINE_boolean("async_envs", False, "Step the env copies in subprocesses.")
 flags.DEFINE_enum("vector_env", "gymnasium", ["gymnasium", "envpool"], "What steps the env copies: Gymnasium's vector "
                   "env, or EnvPool's C++ threads (MuJoCo and Atari ids; needs tfpg[envpool]).")
@@ -77,7 +78,15 @@ HYPERPARAMETER_FLAGS = define_hyperparameter_flags([cls.config_class for cls in 
 
 
 def _settings_from_flags() -> dict:
+    """The collection settings the flags give; `num_envs` is None where the flag is unset."""
     return {name: FLAGS[name].value for name in SETTINGS}
+
+
+def _with_default_copies(settings: dict, agent) -> dict:
+    """`settings` with an unset `num_envs` replaced by the algorithm's default number of env copies."""
+    if settings["num_envs"] is None:
+        return {**settings, "num_envs": agent.launcher_num_envs}
+    return settings
 
 
 def _new_run(logdir: str, checkpoints: str):
@@ -101,7 +110,7 @@ def _new_run(logdir: str, checkpoints: str):
             agent.build(env.observation_space, env.action_space)
         finally:
             env.close()
-        return agent, _settings_from_flags()
+        return agent, _with_default_copies(_settings_from_flags(), agent)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
 
@@ -141,6 +150,7 @@ def _resume(logdir: str, checkpoints: str):
         agent, prefix, skipped = load_newest_intact(checkpoints)
     except (FileNotFoundError, ValueError) as error:
         raise app.UsageError(f"Cannot resume from {FLAGS.logdir!r}: {error}") from None
+    settings = _with_default_copies(settings, agent)
     for damaged, reason in skipped:
         print(f"Skipping damaged checkpoint {os.path.basename(damaged)}: {reason}", file=sys.stderr)
     if skipped:

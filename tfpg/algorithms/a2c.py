@@ -44,6 +44,7 @@ class A2C(OnPolicyAgent):
 
     name = "a2c"
     config_class = A2CConfig
+    launcher_num_envs = 8  # its batch is n steps of every copy: with one copy an update would see 8 samples
 
     def _build_training(self) -> dict:
         if self.config.optimizer == "rmsprop":
