@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import numbers
 import time
-from typing import Iterable
+from typing import Any, Iterable
 
 import gymnasium as gym
 import keras
@@ -31,7 +31,8 @@ from tfpg.config import AgentConfig, positive_int
 from tfpg.episode_window import EpisodeWindow
 from tfpg.envs import EnvLike
 from tfpg.errors import EnvError
-from tfpg.inference import InferenceMixin
+from tfpg.episodes import play_episodes
+from tfpg.inference import checked_observations, episode_summary, evaluation_env
 from tfpg.model_building import ModelBuilder, shares_torso, snapshot
 from tfpg.native_output import start_devices_quietly
 from tfpg.network_factories import NetworkSpec
@@ -40,13 +41,13 @@ from tfpg.normalization import observation_normalizer
 from tfpg.observations import ObservationSpec
 from tfpg.reward_scaling import RewardScaler
 from tfpg.rollout import Collector
-from tfpg.space_descriptions import ActionAdapter, describe_action_space, describe_observation_space, \
-    same_observation_spaces
+from tfpg.space_descriptions import ActionAdapter, check_same_spaces, describe_action_space, \
+    describe_observation_space
 from tfpg.update import BATCH_FIELDS, TIME_MAJOR_FIELDS, UpdateMixin
 from tfpg.workers import requested_workers
 
 
-class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
+class OnPolicyAgent(CollectionMixin, UpdateMixin):
     """Base class of the on-policy agents.
 
     Args:
@@ -113,7 +114,7 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             describe_observation_space(observation_space)
         action = action_space if isinstance(action_space, dict) else describe_action_space(action_space)
         if self.built:
-            self._check_spaces(observation, action)
+            check_same_spaces((self.observation_description, self.action_description), (observation, action))
             return
         self.observation_description, self.action_description = observation, action
         start_devices_quietly()  # a process's first TensorFlow op would print the GPU probe's error line
@@ -191,15 +192,6 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             self.env_id = env_id
             self._metadata.assign(self._metadata_json())
 
-    def _check_spaces(self, observation: dict, action: dict) -> None:
-        if not same_observation_spaces(observation, self.observation_description) \
-                or action != self.action_description:
-            raise ValueError(
-                f"This agent was built for observation space {self.observation_description} and "
-                f"action space {self.action_description}, but the env has {observation} and {action}. "
-                f"Create a new agent for this env."
-            )
-
     def _build_training(self) -> dict:
         """Creates the algorithm's optimizers and state; returns them by name for the checkpoint."""
         raise NotImplementedError
@@ -246,6 +238,46 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
         if self.observation_normalizer is not None:
             self.observation_normalizer.update(observations)
         return tf.constant(0)
+
+    # ---------------------------------------------------------------- acting
+    def predict(self, observations: Any, deterministic: bool = True) -> np.ndarray:
+        """Env-ready actions for one observation or a batch.
+
+        Args:
+            observations: one observation (the space's shape) or a batch of them.
+            deterministic: take the distribution's mode instead of sampling.
+
+        Returns:
+            NumPy actions (one, or a batch), clipped to Box bounds.
+        """
+        if not self.built:
+            raise ValueError("The agent is not built: call fit, collect or build first, or tfpg.load.")
+        batch, single = checked_observations(self.observation_spec, observations)
+        act = self._mode_fn if deterministic else self._sample_fn
+        actions = self._action_adapter(act(self.observation_spec.model_input(batch)).numpy())
+        return actions[0] if single else actions
+
+    def evaluate(self, env: EnvLike, episodes: int = 10, deterministic: bool = True,
+                 video_dir: str | None = None) -> dict:
+        """Runs whole episodes without updating anything.
+
+        Args:
+            env: a Gymnasium id or `Env` (evaluated one episode at a time).
+            episodes: number of episodes.
+            deterministic: act with the distribution's mode.
+            video_dir: if given, every episode is recorded there as an MP4 (`tfpg.video`;
+                needs `tfpg[video]`; an `Env` must have `render_mode="rgb_array"`).
+
+        Returns:
+            `{"mean_return", "std_return", "mean_length", "episodes", "returns", "lengths"}`, and
+            `"videos"` (the paths written) with `video_dir`.
+        """
+        episodes = positive_int("episodes", episodes)
+        with evaluation_env(env, video_dir, f"{self.name}-evaluation") as (single, videos):
+            self.build(single.observation_space, single.action_space)
+            returns, lengths = play_episodes(single, lambda observation: self.predict(observation, deterministic),
+                                             episodes, self.seed + 10_000)
+        return episode_summary(returns, lengths, videos if video_dir is not None else None)
 
     # --------------------------------------------------------------- properties
     @property
@@ -344,24 +376,13 @@ class OnPolicyAgent(CollectionMixin, InferenceMixin, UpdateMixin):
             logs = self.train_on_batch(rollout)
             finished = time.perf_counter()
             self.episode_window.add(rollout.episode_returns, rollout.episode_lengths)
-            logs.update(self._iteration_logs(self.episode_window.episodes(), rollout, start, collected, finished))
+            logs.update(self.episode_window.means(), episodes=len(rollout.episode_returns),
+                        skipped_env_steps=rollout.skipped, total_steps=self.total_steps,
+                        steps_per_second=rollout.num_steps / (finished - start), collect_seconds=collected - start,
+                        update_seconds=finished - collected)
             logs.update(getattr(self._collector, "timing", {}))  # distributed collection's breakdown
             callback_list.on_epoch_end(iteration, logs)
         callback_list.on_train_end(logs)
-
-    def _iteration_logs(self, recent, rollout, start, collected, finished) -> dict:
-        returns = [r for r, _ in recent]
-        lengths = [n for _, n in recent]
-        return {
-            "episode_return": float(np.mean(returns)) if returns else float("nan"),
-            "episode_length": float(np.mean(lengths)) if lengths else float("nan"),
-            "episodes": len(rollout.episode_returns),
-            "skipped_env_steps": rollout.skipped,
-            "total_steps": self.total_steps,
-            "steps_per_second": rollout.num_steps / (finished - start),
-            "collect_seconds": collected - start,
-            "update_seconds": finished - collected,
-        }
 
     # ----------------------------------------------------- persistence & export
     def save(self, path: str, max_to_keep: int = 3) -> str:

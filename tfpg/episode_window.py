@@ -34,3 +34,11 @@ class EpisodeWindow(tf.Module):
         if kept:
             records[:len(kept)] = kept
         self.records.assign(records)
+
+    def means(self) -> dict:
+        """`episode_return` and `episode_length`: the means over the kept episodes (NaN before one has ended)."""
+        kept = self.episodes()
+        if not kept:
+            return {"episode_return": float("nan"), "episode_length": float("nan")}
+        returns, lengths = zip(*kept)
+        return {"episode_return": float(np.mean(returns)), "episode_length": float(np.mean(lengths))}

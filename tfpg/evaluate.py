@@ -39,8 +39,9 @@ def run_episodes(policy, env, episodes: int, seed: int, sample: bool = False) ->
     import numpy as np
     import tensorflow as tf
 
-    from tfpg.space_descriptions import describe_observation_space
+    from tfpg.episodes import play_episodes
     from tfpg.observations import ObservationSpec
+    from tfpg.space_descriptions import describe_observation_space
 
     function = policy.signatures["sample" if sample else "serving_default"]
     inputs = function.structured_input_signature[1]
@@ -52,22 +53,10 @@ def run_episodes(policy, env, episodes: int, seed: int, sample: bool = False) ->
         return {name: tf.constant(np.asarray(value)[None], dtype=inputs[name].dtype)
                 for name, value in zip(names, observation_spec.flatten(observation))}
 
-    from tfpg.envs import episode_step_limit, unending_episode_error
+    def act(observation):
+        return function(**batch_of_one(observation))["actions"].numpy()[0]
 
-    returns = []
-    limit = episode_step_limit(env)
-    for episode in range(episodes):
-        observation, _ = env.reset(seed=seed + episode)
-        total, done, length = 0.0, False, 0
-        while not done:
-            if limit is not None and length >= limit:
-                raise unending_episode_error(limit)
-            length += 1
-            action = function(**batch_of_one(observation))["actions"].numpy()[0]
-            observation, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
+    returns, _ = play_episodes(env, act, episodes, seed)
     return returns
 
 

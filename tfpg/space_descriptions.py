@@ -88,6 +88,15 @@ def same_observation_spaces(description: dict, other: dict) -> bool:
     return strip(description) == strip(other)
 
 
+def check_same_spaces(built: tuple[dict, dict], given: tuple[dict, dict]) -> None:
+    """Raises a `ValueError` if an env's (observation, action) descriptions are not the ones an agent was built for."""
+    if not same_observation_spaces(given[0], built[0]) or given[1] != built[1]:
+        raise ValueError(
+            f"This agent was built for observation space {built[0]} and action space {built[1]}, but the env has "
+            f"{given[0]} and {given[1]}. Create a new agent for this env."
+        )
+
+
 def space_from_description(description: dict) -> spaces.Space:
     """The Gymnasium space a description was made from (Box bounds of old descriptions: the dtype's)."""
     kind = description["type"]
