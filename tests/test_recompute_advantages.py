@@ -10,6 +10,7 @@ import tensorflow as tf
 import tfpg
 from tfpg.graph_advantages import generalized_advantages, standardized
 from tfpg.returns import generalized_advantages as numpy_generalized_advantages
+from tfpg.update import standardized_advantages
 
 GAMMA, LAM = 0.9, 0.8
 
@@ -63,7 +64,7 @@ def test_before_any_update_the_recomputed_advantages_are_the_collected_ones(coun
                      for name in ("rewards", "terminated", "truncated")}}
     fresh = agent._with_current_advantages(flat, time_major)
     np.testing.assert_allclose(fresh["advantages"].numpy(),
-                               agent._standardize(rollout.flat("advantages"), rollout.flat("mask")), atol=1e-5)
+                               standardized_advantages(rollout.flat("advantages"), rollout.flat("mask")), atol=1e-5)
     np.testing.assert_allclose(fresh["returns"].numpy(), rollout.flat("returns"), rtol=1e-5, atol=1e-5)
 
 

@@ -43,11 +43,13 @@ from tfpg.reward_scaling import RewardScaler
 from tfpg.rollout import Collector
 from tfpg.space_descriptions import ActionAdapter, check_same_spaces, describe_action_space, \
     describe_observation_space
-from tfpg.update import BATCH_FIELDS, TIME_MAJOR_FIELDS, UpdateMixin
+from tfpg.transitions import Rollout
+from tfpg.update import BATCH_FIELDS, TIME_MAJOR_FIELDS, batch_tensors, explained_variance, is_annealed, \
+    learning_rate_at, non_finite_update_error, transactional, written_variables
 from tfpg.workers import requested_workers
 
 
-class OnPolicyAgent(CollectionMixin, UpdateMixin):
+class OnPolicyAgent(CollectionMixin):
     """Base class of the on-policy agents.
 
     Args:
@@ -214,6 +216,65 @@ class OnPolicyAgent(CollectionMixin, UpdateMixin):
         for variable in self.policy.trainable_variables + self.value_model.trainable_variables:
             unique.setdefault(id(variable), variable)
         return list(unique.values())
+
+    # ---------------------------------------------------------------- updating
+    def train_on_batch(self, rollout: Rollout) -> dict:
+        """Runs one update of the algorithm on a rollout.
+
+        Args:
+            rollout: a batch from `collect`.
+
+        Returns:
+            A dict of float metrics (losses, entropy, approx KL, explained
+            variance, ...).
+
+        Raises:
+            NonFiniteError: the update produced NaN or Inf; it was undone.
+        """
+        if not self.built:
+            raise ValueError("The agent is not built: call collect(env, steps) or build(...) first.")
+        if not isinstance(rollout, Rollout):
+            raise ValueError(f"train_on_batch expects a Rollout from agent.collect, got {type(rollout).__name__}.")
+        batch, tensors = batch_tensors(rollout, self.observation_spec, self._action_dtype,
+                                       self.config.normalize_advantages, self._recomputes_advantages())
+        if is_annealed(self.config):  # a constant rate is never written, so a restored optimizer keeps its own
+            self._apply_learning_rate(self.total_steps - rollout.num_steps)
+        metrics = {k: float(v) for k, v in self._compiled_update()(tensors).items()}
+        if not metrics.pop("all_finite"):
+            raise non_finite_update_error(metrics, self.iterations, self.total_steps)
+        self.iterations_variable.assign_add(1)
+        if getattr(self, "optimizer", None) is not None:
+            metrics["learning_rate"] = float(self.optimizer.learning_rate.numpy())
+        used = batch["mask"] > 0
+        metrics["explained_variance"] = explained_variance(batch["values"][used], batch["returns"][used])
+        return metrics
+
+    def _training_state(self) -> list:
+        """Every variable an update may write: networks, optimizer slots and counters, algorithm state."""
+        return written_variables([self.policy, self.value_model, *self._checkpoint_extras.values()])
+
+    def _transactional_update(self, batch: dict, **options) -> dict:
+        """`_update(batch, **options)`, undone if any metric or written variable comes out NaN or infinite."""
+        return transactional(self._update, self._training_state(), batch, **options)
+
+    def _recomputes_advantages(self) -> bool:
+        """Whether the update re-estimates advantages, so its batch also holds the `time_major` fields."""
+        return False
+
+    def _compiled_update(self):
+        """The compiled update to run on this batch (algorithms whose updates come in several kinds override it)."""
+        return self._train_step
+
+    def _apply_learning_rate(self, steps_before: int | None = None) -> None:
+        """Sets the `optimizer` attribute's rate (if there is one) to the config's, annealed for a batch
+        collected after `steps_before` env steps (default: all so far).
+
+        Called after a restore too: the optimizer's rate variable is checkpointed, and a run may continue
+        with another rate."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None:
+            steps = self.total_steps if steps_before is None else steps_before
+            optimizer.learning_rate.assign(learning_rate_at(self.config, steps, self._step_target))
 
     # ------------------------------------------------------------- compiled parts
     def _sample(self, observations):

@@ -1,18 +1,21 @@
-"""One update on a batch: the shared step around each algorithm's `_update`.
+"""The parts of one update on a batch, as functions: the batch's tensors, the learning rate, gradient steps,
+and undoing an update whose results are not finite.
 
-`train_on_batch` standardises advantages, sets an annealed learning rate and
-runs the compiled `_transactional_update`, which undoes the algorithm's update
-in-graph if anything it produced or wrote is NaN or infinite. The helpers here
-are what algorithms' `_update`s call for gradient steps.
+`OnPolicyAgent.train_on_batch` puts them together around each algorithm's `_update`; algorithms call
+`apply_gradients` for their gradient steps.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfpg.config import AgentConfig
 from tfpg.errors import NonFiniteError
+from tfpg.observations import ObservationSpec
 from tfpg.transitions import Rollout
 
 BATCH_FIELDS = ("observations", "actions", "log_probs", "values", "advantages", "returns", "mask")
@@ -20,135 +23,105 @@ BATCH_FIELDS = ("observations", "actions", "log_probs", "values", "advantages", 
 TIME_MAJOR_FIELDS = ("rewards", "terminated", "truncated")
 
 
-def _explained_variance(predictions: np.ndarray, targets: np.ndarray) -> float:
+def explained_variance(predictions: np.ndarray, targets: np.ndarray) -> float:
+    """1 − Var(R − V) / Var(R); NaN when the targets do not vary."""
     variance = float(np.var(targets))
     if variance == 0.0:
         return float("nan")
     return 1.0 - float(np.var(targets - predictions)) / variance
 
 
-class UpdateMixin:
-    """`train_on_batch` and the update helpers, mixed into `OnPolicyAgent` (which provides the models)."""
+def standardized_advantages(advantages: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(Â − μ) / (σ + 1e-8) with μ and σ the mean and std of the entries whose mask is 1."""
+    weights = mask / max(float(mask.sum()), 1.0)
+    mean = float((advantages * weights).sum())
+    std = float(np.sqrt(((advantages - mean) ** 2 * weights).sum()))
+    return ((advantages - mean) / (std + 1e-8)).astype(np.float32)
 
-    def _learning_rate_now(self, steps_before: int) -> float:
-        """The configured rate × max(0, 1 − s / horizon) when annealed, with s the env steps collected before
-        the batch the rate is for (so a run's first update trains at the full rate and its last above 0),
-        and the horizon `learning_rate_decay_steps` if set, else, with the linear schedule, `fit`'s step
-        target."""
-        horizon = self.config.learning_rate_decay_steps
-        if horizon <= 0 and self.config.learning_rate_schedule == "linear":
-            horizon = self._step_target or 0
-        if horizon <= 0:
-            return self.config.learning_rate
-        return self.config.learning_rate * max(0.0, 1.0 - steps_before / horizon)
 
-    def _apply_gradients(self, optimizer: keras.optimizers.Optimizer, gradients: list,
-                         variables: list) -> tf.Tensor:
-        """Clips gradients to `max_grad_norm` (if > 0), applies them; returns the pre-clip norm."""
-        norm = tf.linalg.global_norm(gradients)
-        if self.config.max_grad_norm > 0:
-            gradients, _ = tf.clip_by_global_norm(gradients, self.config.max_grad_norm, use_norm=norm)
-        optimizer.apply_gradients(zip(gradients, variables))
-        return norm
+def is_annealed(config: AgentConfig) -> bool:
+    """Whether the learning rate changes over training (a decay horizon, or the linear schedule)."""
+    return config.learning_rate_decay_steps > 0 or config.learning_rate_schedule == "linear"
 
-    def _build_optimizer(self, optimizer: keras.optimizers.Optimizer, variables: list) -> None:
-        """Creates an optimizer's slot variables now, so checkpoints can restore into them."""
-        optimizer.build(variables)
 
-    def _training_state(self) -> list:
-        """Every variable an update may write: networks, optimizer slots and counters, algorithm state."""
-        variables = {}
-        for trackable in [self.policy, self.value_model, *self._checkpoint_extras.values()]:
-            for variable in getattr(trackable, "variables", [trackable] if isinstance(trackable, tf.Variable) else []):
-                variables.setdefault(id(variable), variable)
-        return list(variables.values())
+def learning_rate_at(config: AgentConfig, steps_before: int, step_target: int | None) -> float:
+    """The rate for a batch collected after `steps_before` env steps: lr · max(0, 1 − s / H) when annealed.
 
-    def _transactional_update(self, batch: dict, **options) -> dict:
-        """`_update(batch, **options)`, undone if any metric or written variable comes out NaN or infinite."""
-        state = self._training_state()
-        before = [tf.identity(v) for v in state]
-        metrics = self._update(batch, **options)
-        checks = [tf.reduce_all(tf.math.is_finite(tf.cast(value, tf.float32))) for value in metrics.values()]
-        checks += [tf.reduce_all(tf.math.is_finite(v)) for v in state if tf.as_dtype(v.dtype).is_floating]
-        finite = tf.reduce_all(tf.stack(checks))
-        if not finite:
-            for variable, value in zip(state, before):
-                variable.assign(value)
-        metrics["all_finite"] = finite
-        return metrics
+    The horizon H is `learning_rate_decay_steps` if set, else, with the linear schedule, `step_target`
+    (the step target of the `fit` in progress). With s counted before the batch, a run's first update
+    trains at the full rate and its last above 0.
+    """
+    horizon = config.learning_rate_decay_steps
+    if horizon <= 0 and config.learning_rate_schedule == "linear":
+        horizon = step_target or 0
+    if horizon <= 0:
+        return config.learning_rate
+    return config.learning_rate * max(0.0, 1.0 - steps_before / horizon)
 
-    def train_on_batch(self, rollout: Rollout) -> dict:
-        """Runs one update of the algorithm on a rollout.
 
-        Args:
-            rollout: a batch from `collect`.
+def apply_gradients(optimizer: keras.optimizers.Optimizer, gradients: list, variables: list,
+                    max_grad_norm: float) -> tf.Tensor:
+    """Clips `gradients` to the global norm `max_grad_norm` (if > 0) and applies them; returns the norm before
+    clipping."""
+    norm = tf.linalg.global_norm(gradients)
+    if max_grad_norm > 0:
+        gradients, _ = tf.clip_by_global_norm(gradients, max_grad_norm, use_norm=norm)
+    optimizer.apply_gradients(zip(gradients, variables))
+    return norm
 
-        Returns:
-            A dict of float metrics (losses, entropy, approx KL, explained
-            variance, ...).
-        """
-        if not self.built:
-            raise ValueError("The agent is not built: call collect(env, steps) or build(...) first.")
-        if not isinstance(rollout, Rollout):
-            raise ValueError(f"train_on_batch expects a Rollout from agent.collect, got {type(rollout).__name__}.")
-        batch = {name: rollout.flat(name) for name in BATCH_FIELDS}
-        if self.config.normalize_advantages:
-            batch["advantages"] = self._standardize(batch["advantages"], batch["mask"])
-        tensors = {
-            "observations": self._as_model_input(batch["observations"]),
-            "actions": tf.convert_to_tensor(batch["actions"], self._action_dtype),
-            **{k: tf.convert_to_tensor(batch[k], tf.float32) for k in BATCH_FIELDS[2:]},
+
+def written_variables(trackables: list) -> list:
+    """Every variable of `trackables` (models, optimizers, variables), each once."""
+    variables = {}
+    for trackable in trackables:
+        for variable in getattr(trackable, "variables", [trackable] if isinstance(trackable, tf.Variable) else []):
+            variables.setdefault(id(variable), variable)
+    return list(variables.values())
+
+
+def transactional(update: Callable[..., dict], state: list, batch: dict, **options) -> dict:
+    """`update(batch, **options)`, undone if a metric or a floating variable of `state` comes out NaN or infinite.
+
+    Returns the update's metrics and `all_finite`, whether it was kept.
+    """
+    before = [tf.identity(v) for v in state]
+    metrics = update(batch, **options)
+    checks = [tf.reduce_all(tf.math.is_finite(tf.cast(value, tf.float32))) for value in metrics.values()]
+    checks += [tf.reduce_all(tf.math.is_finite(v)) for v in state if tf.as_dtype(v.dtype).is_floating]
+    finite = tf.reduce_all(tf.stack(checks))
+    if not finite:
+        for variable, value in zip(state, before):
+            variable.assign(value)
+    metrics["all_finite"] = finite
+    return metrics
+
+
+def batch_tensors(rollout: Rollout, spec: ObservationSpec, action_dtype: tf.DType, normalize_advantages: bool,
+                  time_major: bool) -> tuple[dict, dict]:
+    """A rollout as the flat NumPy batch and the tensors an update reads (with `time_major`, also the `[T, N]`
+    fields and the successor observations that re-estimating advantages needs)."""
+    batch = {name: rollout.flat(name) for name in BATCH_FIELDS}
+    if normalize_advantages:
+        batch["advantages"] = standardized_advantages(batch["advantages"], batch["mask"])
+    tensors = {
+        "observations": spec.model_input(batch["observations"]),
+        "actions": tf.convert_to_tensor(batch["actions"], action_dtype),
+        **{k: tf.convert_to_tensor(batch[k], tf.float32) for k in BATCH_FIELDS[2:]},
+    }
+    if time_major:
+        tensors["time_major"] = {
+            "final_observations": spec.model_input(rollout.flat("final_observations")),
+            **{k: tf.convert_to_tensor(getattr(rollout, k), tf.float32) for k in TIME_MAJOR_FIELDS},
         }
-        if self._recomputes_advantages():
-            tensors["time_major"] = {
-                "final_observations": self._as_model_input(rollout.flat("final_observations")),
-                **{k: tf.convert_to_tensor(getattr(rollout, k), tf.float32) for k in TIME_MAJOR_FIELDS},
-            }
-        self._before_update(self.total_steps - rollout.num_steps)
-        metrics = {k: float(v) for k, v in self._compiled_update()(tensors).items()}
-        if not metrics.pop("all_finite"):
-            bad = sorted(k for k, v in metrics.items() if not np.isfinite(v)) or ["parameters"]
-            raise NonFiniteError(
-                f"The update at iteration {self.iterations} (after {self.total_steps} env steps) produced "
-                f"non-finite values in: {', '.join(bad)}. The update was undone: parameters and optimizer "
-                f"state are as before it (the observation statistics and step counter include the batch), "
-                f"and no checkpoint was written. Lower the learning rate or the trust region, or check the "
-                f"rewards' scale."
-            )
-        self.iterations_variable.assign_add(1)
-        if getattr(self, "optimizer", None) is not None:
-            metrics["learning_rate"] = float(self.optimizer.learning_rate.numpy())
-        used = batch["mask"] > 0
-        metrics["explained_variance"] = _explained_variance(batch["values"][used], batch["returns"][used])
-        return metrics
+    return batch, tensors
 
-    def _recomputes_advantages(self) -> bool:
-        """Whether the update re-estimates advantages, so its batch also holds the `time_major` fields."""
-        return False
 
-    def _compiled_update(self):
-        """The compiled update to run on this batch (algorithms whose updates come in several kinds override it)."""
-        return self._train_step
-
-    def _before_update(self, steps_before: int) -> None:
-        """Sets the annealed learning rate for a batch collected after `steps_before` env steps, if annealed."""
-        if self.config.learning_rate_decay_steps > 0 or self.config.learning_rate_schedule == "linear":
-            self._apply_learning_rate(steps_before)
-
-    def _apply_learning_rate(self, steps_before: int | None = None) -> None:
-        """Sets the `optimizer` attribute's rate (if there is one) to the config's, annealed for a batch
-        collected after `steps_before` env steps (default: all so far).
-
-        Called after a restore too: the optimizer's rate variable is checkpointed, and a run may continue
-        with another rate."""
-        optimizer = getattr(self, "optimizer", None)
-        if optimizer is not None:
-            steps = self.total_steps if steps_before is None else steps_before
-            optimizer.learning_rate.assign(self._learning_rate_now(steps))
-
-    @staticmethod
-    def _standardize(advantages: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        weights = mask / max(float(mask.sum()), 1.0)
-        mean = float((advantages * weights).sum())
-        std = float(np.sqrt(((advantages - mean) ** 2 * weights).sum()))
-        return ((advantages - mean) / (std + 1e-8)).astype(np.float32)
+def non_finite_update_error(metrics: dict, iteration: int, total_steps: int) -> NonFiniteError:
+    """The error for an update that was undone because what it produced was not finite."""
+    bad = sorted(k for k, v in metrics.items() if not np.isfinite(v)) or ["parameters"]
+    return NonFiniteError(
+        f"The update at iteration {iteration} (after {total_steps} env steps) produced non-finite values in: "
+        f"{', '.join(bad)}. The update was undone: parameters and optimizer state are as before it (the "
+        f"observation statistics and step counter include the batch), and no checkpoint was written. Lower the "
+        f"learning rate or the trust region, or check the rewards' scale."
+    )

@@ -10,6 +10,7 @@ import tensorflow as tf
 from tfpg.agent import OnPolicyAgent
 from tfpg.config import AgentConfig, hparam
 from tfpg.losses import approximate_kl, masked_mean, policy_gradient_loss, value_loss
+from tfpg.update import apply_gradients
 
 # Keras adds ε inside the root; ε² there keeps the step lr·g/(√v + ε) within √2 of it for every v.
 RMSPROP_EPSILON = 1e-5
@@ -52,7 +53,7 @@ class A2C(OnPolicyAgent):
         else:
             self.optimizer = keras.optimizers.Adam(self.config.learning_rate)
         self._variables = self._trainable_variables()
-        self._build_optimizer(self.optimizer, self._variables)
+        self.optimizer.build(self._variables)  # slot variables now, so a checkpoint can restore into them
         return {"optimizer": self.optimizer}
 
     def _losses(self, batch: dict, distribution=None, values=None) -> tuple[tf.Tensor, dict]:
@@ -71,7 +72,7 @@ class A2C(OnPolicyAgent):
         with tf.GradientTape() as tape:
             loss, metrics = self._losses(batch)
         gradients = tape.gradient(loss, self._variables)
-        metrics["grad_norm"] = self._apply_gradients(self.optimizer, gradients, self._variables)
+        metrics["grad_norm"] = apply_gradients(self.optimizer, gradients, self._variables, self.config.max_grad_norm)
         metrics["approx_kl"] = self._approximate_kl(batch)
         return metrics
 

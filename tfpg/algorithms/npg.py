@@ -13,6 +13,7 @@ from tfpg.config import AgentConfig, hparam
 from tfpg.losses import approximate_kl, masked_mean, value_loss
 from tfpg.minibatches import minibatch_epochs
 from tfpg.optimizers import backtracking_line_search, full_step, trust_region_step
+from tfpg.update import apply_gradients
 
 
 @dataclasses.dataclass
@@ -73,7 +74,7 @@ class NPG(OnPolicyAgent):
         if self.config.value_function == "trust_region":
             return {}  # no optimizer state to checkpoint, snapshot in every update, or log a rate for
         self.optimizer = keras.optimizers.Adam(self.config.learning_rate)
-        self._build_optimizer(self.optimizer, self._value_variables)
+        self.optimizer.build(self._value_variables)  # slot variables now, so a checkpoint can restore into them
         return {"value_optimizer": self.optimizer}
 
     # ------------------------------------------------------------ policy step
@@ -124,7 +125,7 @@ class NPG(OnPolicyAgent):
         with tf.GradientTape() as tape:
             loss = value_loss(self.value_model(sample["observations"]), sample["returns"], sample["mask"])
         gradients = tape.gradient(loss, self._value_variables)
-        self._apply_gradients(self.optimizer, gradients, self._value_variables)
+        apply_gradients(self.optimizer, gradients, self._value_variables, self.config.max_grad_norm)
         return tf.stack([loss])
 
     def _regress_value(self, batch: dict) -> dict:

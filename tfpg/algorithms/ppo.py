@@ -14,6 +14,7 @@ from tfpg.graph_advantages import generalized_advantages, standardized
 from tfpg.minibatches import minibatch_epochs
 from tfpg.losses import (adapted_kl_coefficient, approximate_kl, clipped_surrogate_loss, clipped_value_loss,
                          kl_penalty_loss, masked_mean, value_loss)
+from tfpg.update import apply_gradients
 
 _METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
 
@@ -89,7 +90,7 @@ class PPO(OnPolicyAgent):
         config = self.config
         self.optimizer = keras.optimizers.Adam(config.learning_rate)
         self._variables = self._trainable_variables()
-        self._build_optimizer(self.optimizer, self._variables)
+        self.optimizer.build(self._variables)  # slot variables now, so a checkpoint can restore into them
         self._build_policy_snapshot()
         self.kl_beta = tf.Variable(config.initial_kl_beta, dtype=tf.float32, trainable=False, name="kl_beta")
         return {"optimizer": self.optimizer, "kl_beta": self.kl_beta}
@@ -121,7 +122,7 @@ class PPO(OnPolicyAgent):
         with tf.GradientTape() as tape:
             loss, metrics = self._losses(sample)
         gradients = tape.gradient(loss, self._variables)
-        self._apply_gradients(self.optimizer, gradients, self._variables)
+        apply_gradients(self.optimizer, gradients, self._variables, self.config.max_grad_norm)
         return metrics
 
     def _recomputes_advantages(self) -> bool:
