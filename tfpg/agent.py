@@ -229,6 +229,7 @@ class OnPolicyAgent(CollectionMixin):
             variance, ...).
 
         Raises:
+            ValueError: the agent is not built, or `rollout` is not a `Rollout`.
             NonFiniteError: the update produced NaN or Inf; it was undone.
         """
         if not self.built:
