@@ -23,9 +23,9 @@ class NPGConfig(AgentConfig):
     Gaussian policies start with std ≈ 0.7 × the action half-range (log-std −0.36)
     rather than 1 ×: with std 1, every HalfCheetah-v5 seed ended near 1800, the mode
     in which the cheetah has flipped onto its back and runs upside down; with 0.7,
-    three of five seeds ran upright (4065-4729), at a cost of 5-7% on Hopper and
-    Walker2d. A smaller std (0.5) kept every HalfCheetah seed upright but cost
-    Hopper and Walker2d about a third (benchmarks/RESULTS.md).
+    six of ten seeds run upright, at a cost of 5-7% on Hopper and Walker2d. A
+    smaller std (0.61) flips one seed in ten but costs TRPO's Hopper and Walker2d
+    about a fifth, Walker2d below its published figure (benchmarks/RESULTS.md).
     """
 
     rollout_steps: int = hparam(1024, "Environment steps per env copy in each batch.", low=1)
