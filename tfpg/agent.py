@@ -44,8 +44,8 @@ from tfpg.rollout import Collector
 from tfpg.space_descriptions import ActionAdapter, check_same_spaces, describe_action_space, \
     describe_observation_space
 from tfpg.transitions import Rollout
-from tfpg.update import BATCH_FIELDS, TIME_MAJOR_FIELDS, batch_tensors, explained_variance, is_annealed, \
-    learning_rate_at, non_finite_update_error, transactional, written_variables
+from tfpg.update import BATCH_FIELDS, TIME_MAJOR_FIELDS, batch_tensors, distinct, explained_variance, \
+    is_annealed, learning_rate_at, non_finite_update_error, transactional, written_variables
 from tfpg.workers import requested_workers
 
 
@@ -212,10 +212,7 @@ class OnPolicyAgent(CollectionMixin):
 
     def _trainable_variables(self) -> list:
         """Policy and value variables, each once (shared layers appear in both models)."""
-        unique = {}
-        for variable in self.policy.trainable_variables + self.value_model.trainable_variables:
-            unique.setdefault(id(variable), variable)
-        return list(unique.values())
+        return distinct(self.policy.trainable_variables + self.value_model.trainable_variables)
 
     # ---------------------------------------------------------------- updating
     def train_on_batch(self, rollout: Rollout) -> dict:

@@ -7,7 +7,7 @@ and undoing an update whose results are not finite.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 import keras
 import numpy as np
@@ -70,13 +70,16 @@ def apply_gradients(optimizer: keras.optimizers.Optimizer, gradients: list, vari
     return norm
 
 
+def distinct(variables: Iterable) -> list:
+    """`variables` with repeats dropped (by identity: a layer shared by two models appears once), in order."""
+    return list({id(variable): variable for variable in variables}.values())
+
+
 def written_variables(trackables: list) -> list:
     """Every variable of `trackables` (models, optimizers, variables), each once."""
-    variables = {}
-    for trackable in trackables:
-        for variable in getattr(trackable, "variables", [trackable] if isinstance(trackable, tf.Variable) else []):
-            variables.setdefault(id(variable), variable)
-    return list(variables.values())
+    return distinct(variable for trackable in trackables
+                    for variable in getattr(trackable, "variables",
+                                            [trackable] if isinstance(trackable, tf.Variable) else []))
 
 
 def transactional(update: Callable[..., dict], state: list, batch: dict, **options) -> dict:
