@@ -1,5 +1,7 @@
 """Exact math of the natural-gradient toolbox and the NPG/TRPO steps."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -190,3 +192,24 @@ def test_trust_region_value_step_lowers_the_loss_within_its_constraint():
     assert logs["value_step_accepted"] == 1.0
     assert np.mean((new_values - returns) ** 2) < np.mean((old_values - returns) ** 2)
     assert np.mean((new_values - old_values) ** 2) / (2 * sigma2) <= 0.01 + 1e-6
+
+
+@pytest.mark.parametrize("entropy_coef", [0.0, 0.05])
+def test_the_entropy_bonus_alone_widens_the_gaussian_by_the_natural_step(entropy_coef):
+    # With Â = 0 the objective is c_e E[H] = c_e Σ log σ + const, whose gradient is c_e per log-std entry and
+    # zero for the mean network. The Fisher of a state-independent log-std is 2I and has no cross terms
+    # with the mean, so CG gives x = g / (2 + λ) and Δ = sqrt(2δ / gᵀx) x = sqrt(2δ / (A (2 + λ))) per entry.
+    max_kl, damping = 0.02, 0.1
+    agent = tfpg.NPG(seed=0, rollout_steps=64, max_kl=max_kl, cg_damping=damping, entropy_coef=entropy_coef)
+    rollout = agent.collect("MountainCarContinuous-v0", 64)
+    rollout = dataclasses.replace(rollout, advantages=np.zeros_like(rollout.advantages))
+    log_std = agent.policy.head.log_std
+    before_log_std = log_std.numpy().copy()
+    before_means = [v.numpy().copy() for v in agent.policy.trainable_variables if v is not log_std]
+    agent.train_on_batch(rollout)
+    action_size = before_log_std.size
+    expected = np.sqrt(2 * max_kl / (action_size * (2 + damping))) if entropy_coef else 0.0
+    np.testing.assert_allclose(log_std.numpy() - before_log_std, expected, rtol=1e-4, atol=1e-7)
+    after_means = [v.numpy() for v in agent.policy.trainable_variables if v is not log_std]
+    for old, new in zip(before_means, after_means):
+        np.testing.assert_allclose(new, old, atol=1e-7)

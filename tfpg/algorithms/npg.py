@@ -45,13 +45,14 @@ class NPGConfig(AgentConfig):
     value_minibatch_size: int = hparam(128, "Samples per value-regression step.", low=1)
     value_max_kl: float = hparam(0.01, "ε of the trust-region value step: mean(V − V_old)²/(2σ²) ≤ ε.",
                                  low=0.0, low_open=True)
+    entropy_coef: float = hparam(0.0, "Weight c_e of the entropy bonus added to the surrogate E[r Â].", low=0.0)
 
 
 class NPG(OnPolicyAgent):
     """Natural policy gradient (Kakade, 2002) with the natural step of TRPO's notes.
 
-    With g = ∇_θ E[r Â] at θ_old and x ≈ (F + λI)⁻¹ g by conjugate gradient on
-    Fisher-vector products, the step is Δ = sqrt(2δ / gᵀx) · x, so that the
+    With g = ∇_θ (E[r Â] + c_e E[H(π(·|s))]) at θ_old (c_e = 0 by default) and
+    x ≈ (F + λI)⁻¹ g by conjugate gradient on Fisher-vector products, the step is Δ = sqrt(2δ / gᵀx) · x, so that the
     quadratic model of the KL, ½ΔᵀFΔ, equals δ. NPG always takes the step;
     TRPO (a subclass) differs only in `_accept_step`.
 
@@ -85,8 +86,12 @@ class NPG(OnPolicyAgent):
         old_distribution = self.old_policy(observations)
 
         def surrogate():
-            log_probs = self.policy(observations).log_prob(actions)
-            return masked_mean(tf.exp(log_probs - batch["log_probs"]) * batch["advantages"], mask)
+            distribution = self.policy(observations)
+            ratio = tf.exp(distribution.log_prob(actions) - batch["log_probs"])
+            objective = masked_mean(ratio * batch["advantages"], mask)
+            if config.entropy_coef:
+                objective += config.entropy_coef * masked_mean(distribution.entropy(), mask)
+            return objective
 
         def mean_kl():
             return masked_mean(tfp.distributions.kl_divergence(old_distribution, self.policy(observations)),
