@@ -195,9 +195,9 @@ def test_a_non_finite_update_is_undone_and_reported():
 def test_fit_with_other_env_copies_rebuilds_the_vector_env_and_collect_reuses_it():
     agent = tfpg.A2C(seed=0, rollout_steps=4)
     agent.collect("CartPole-v1", 4)
-    assert agent._collector.num_envs == 1
+    assert agent._sources.current.num_envs == 1
     agent.fit("CartPole-v1", steps=16, num_envs=4, verbose=0)
-    assert agent._collector.num_envs == 4
+    assert agent._sources.current.num_envs == 4
     assert agent.collect("CartPole-v1", 8).observations.shape[:2] == (2, 4)
 
 

@@ -72,7 +72,7 @@ def test_ppo_trains_through_envpool():
     agent = tfpg.PPO(seed=0, rollout_steps=64, minibatch_size=64, epochs=1)
     history = agent.fit("Hopper-v5", steps=2 * 256, num_envs=4, vector_env="envpool", verbose=0)
     assert agent.total_steps == 512 and len(history.history["episode_return"]) == 2
-    assert isinstance(agent._collector.env, EnvPoolVectorEnv)
+    assert isinstance(agent._sources.current.env, EnvPoolVectorEnv)
     agent.close()
 
 

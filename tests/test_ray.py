@@ -38,7 +38,7 @@ def test_two_workers_of_two_copies_train_exactly_as_one_vector_env_of_four(clust
     distributed = tfpg.PPO(**settings)
     history = distributed.fit("Pendulum-v1", steps=3 * 600, num_workers=2, envs_per_worker=2,
                               ray_address=cluster.address, verbose=0)
-    workers = distributed._collector.where
+    workers = distributed._sources.current.where
     assert len({w["pid"] for w in workers}) == 2 and os.getpid() not in {w["pid"] for w in workers}
     assert distributed.total_steps == local.total_steps == 1800
     for ours, theirs in zip(_weights(distributed), _weights(local)):
@@ -58,8 +58,8 @@ def test_a_worker_killed_mid_batch_is_replaced_and_its_share_collected_again(clu
     agent.fit(f"tests.fault_envs:{fault_envs.KILLED}", steps=2 * 64, num_workers=1, envs_per_worker=2,
               ray_address=cluster.address, verbose=0)
     assert agent.total_steps == 128 and agent.iterations == 2
-    assert agent._collector._restarts == 1
-    assert ray.get(agent._collector.workers[0].where.remote())["pid"] == agent._collector.where[0]["pid"]
+    assert agent._sources.current._restarts == 1
+    assert ray.get(agent._sources.current.workers[0].where.remote())["pid"] == agent._sources.current.where[0]["pid"]
     agent.close()
 
 
@@ -72,7 +72,7 @@ def test_a_worker_that_keeps_dying_ends_fit_with_an_env_error_after_a_final_chec
                   ray_address=cluster.address, callbacks=[checkpoint], verbose=0)
     restored = tfpg.load(str(tmp_path / "checkpoints"))
     assert restored.total_steps == agent.total_steps == 64
-    assert agent._collector is None  # the workers were stopped
+    assert agent._sources.current is None  # the workers were stopped
 
 
 def test_an_env_error_in_a_worker_names_the_worker_and_the_copy(cluster):
@@ -89,9 +89,9 @@ def test_a_run_resumes_with_another_worker_count(cluster, tmp_path):
     resumed = tfpg.load(str(tmp_path))
     resumed.fit("Pendulum-v1", steps=192, num_workers=1, envs_per_worker=3, ray_address=cluster.address, verbose=0)
     assert resumed.total_steps == 128 + 192 and resumed.iterations == 2  # batches of 2 × 64, then 3 × 64
-    worker = resumed._collector.where[0]["pid"]
+    worker = resumed._sources.current.where[0]["pid"]
     resumed.fit("Pendulum-v1", steps=192, num_workers=1, envs_per_worker=3, ray_address=cluster.address, verbose=0)
-    assert resumed._collector.where[0]["pid"] == worker  # the same workers go on collecting
+    assert resumed._sources.current.where[0]["pid"] == worker  # the same workers go on collecting
     resumed.save(str(tmp_path))
     again = tfpg.load(str(tmp_path))
     again.fit("Pendulum-v1", steps=128, num_envs=2, verbose=0)  # and locally again

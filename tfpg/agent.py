@@ -25,7 +25,7 @@ from tfpg import checkpoint as checkpoint_module
 from tfpg.acting import ActingPolicy
 from tfpg.callback_list import CallbackList
 from tfpg.callbacks import ProgressBar
-from tfpg.collection import CollectionMixin
+from tfpg.collection import BatchCollector, check_batch_memory
 from tfpg.compiled import compiled
 from tfpg.config import AgentConfig, positive_int
 from tfpg.episode_window import EpisodeWindow
@@ -40,16 +40,17 @@ from tfpg.networks import action_dtype
 from tfpg.normalization import observation_normalizer
 from tfpg.observations import ObservationSpec
 from tfpg.reward_scaling import RewardScaler
-from tfpg.rollout import Collector
+from tfpg.returns import generalized_advantages
+from tfpg.rollout_sources import ANY, RolloutSources
 from tfpg.space_descriptions import ActionAdapter, check_same_spaces, describe_action_space, \
     describe_observation_space
 from tfpg.transitions import Rollout
 from tfpg.update import BATCH_FIELDS, TIME_MAJOR_FIELDS, batch_tensors, distinct, explained_variance, \
     is_annealed, learning_rate_at, non_finite_update_error, transactional, written_variables
-from tfpg.workers import requested_workers
+from tfpg.workers import Workers, requested_workers
 
 
-class OnPolicyAgent(CollectionMixin):
+class OnPolicyAgent:
     """Base class of the on-policy agents.
 
     Args:
@@ -95,10 +96,7 @@ class OnPolicyAgent(CollectionMixin):
         self.stop_training = False
         self.history = None
         self._step_target: int | None = None  # total env steps the fit in progress trains to
-        self._collector: Collector | None = None
-        self._collector_source = None
-        self._collector_workers = None
-        self._owns_env = False
+        self._sources = RolloutSources(self._build_for_spaces, self._start_acting)
         self._managers: dict[str, tf.train.CheckpointManager] = {}
 
     # ----------------------------------------------------------------- building
@@ -173,7 +171,20 @@ class OnPolicyAgent(CollectionMixin):
             batch_spec["time_major"] = {"final_observations": observation_spec,
                                         **{k: tf.TensorSpec((None, None), tf.float32) for k in TIME_MAJOR_FIELDS}}
         self._train_step = compiled(self._transactional_update, input_signature=[batch_spec])
+        self._batches = BatchCollector(self.observation_spec, self._action_dtype, self._acting, self._normalize_fn,
+                                       self._evaluate_fn, self._value_fn,
+                                       self.reward_scaler if config.scale_rewards else None,
+                                       self._estimate_advantages)
         self.built = True
+
+    def _build_for_spaces(self, observation_space, action_space) -> dict:
+        """`build` for a new rollout source's spaces; returns the action description its collector needs."""
+        self.build(observation_space, action_space)
+        return self.action_description
+
+    def _start_acting(self, ray_rollouts) -> None:
+        """Gives Ray workers the network description and spaces they build their acting policy from."""
+        ray_rollouts.start_acting(self.networks, self.observation_description, self.action_description, self.config)
 
     def _metadata_json(self) -> str:
         return json.dumps({
@@ -213,6 +224,66 @@ class OnPolicyAgent(CollectionMixin):
     def _trainable_variables(self) -> list:
         """Policy and value variables, each once (shared layers appear in both models)."""
         return distinct(self.policy.trainable_variables + self.value_model.trainable_variables)
+
+    # -------------------------------------------------------------- collecting
+    def _rollout_source(self, env: EnvLike, num_envs: int | None = None, asynchronous: bool | None = None,
+                        workers: Workers | None | object = ANY, backend: str | None = None):
+        """The rollout source of `env` (see `RolloutSources.open`); a new one starts new episodes."""
+        source, new = self._sources.open(env, num_envs, asynchronous, workers, backend,
+                                         seed=self.seed + 1000 * self.iterations,
+                                         skip_non_finite=self.config.non_finite_env_data == "skip")
+        if new:
+            self._record_env(env)
+            self.reward_scaler.start_episodes(source.num_envs)
+        return source
+
+    def check_batch_memory(self, copies: int) -> None:
+        """Raises a `ValueError` if a batch of `rollout_steps` × `copies` env steps cannot fit in memory
+        (estimated by `tfpg.collection.check_batch_memory`, before anything is collected). Needs a built agent."""
+        check_batch_memory(self.config.rollout_steps, copies, self.observation_spec, self._action_size,
+                           3 if self._recomputes_advantages() else 2)
+
+    def collect(self, env: EnvLike, steps: int) -> Rollout:
+        """Collects one batch of experience with the current policy, advantages included.
+
+        The observation statistics are updated with the batch's observations,
+        then log-probabilities and values are computed under the updated
+        statistics, so they are exactly those of the policy the next update
+        starts from.
+
+        Args:
+            env: a Gymnasium id, `Env` or `VectorEnv` (the same object reuses its env).
+            steps: environment steps in total; each of the N env copies takes
+                `steps // N` (at least one each).
+
+        Returns:
+            A time-major `Rollout`.
+        """
+        steps = positive_int("steps", steps)
+        source = self._rollout_source(env)
+        if steps < source.num_envs:
+            raise ValueError(
+                f"steps={steps} is smaller than the number of env copies ({source.num_envs}); "
+                f"every copy takes at least one step, so pass steps >= {source.num_envs}."
+            )
+        seed = self.rng.uniform_full_int([2], tf.int64).numpy().view(np.uint64)  # from the checkpointed generator
+        rollout = self._batches.collect(source, steps // source.num_envs, seed, self.total_steps)
+        self.total_steps_variable.assign_add(rollout.num_steps)
+        return rollout
+
+    def _estimate_advantages(self, rewards, values, next_values, terminated, truncated):
+        """GAE(γ, λ) advantages, value targets and a mask (all ones); all `[T, N]`."""
+        advantages, returns = generalized_advantages(
+            rewards, values, next_values, terminated, truncated,
+            self.config.gamma, self.config.gae_lambda,
+        )
+        return advantages, returns, np.ones_like(values)
+
+    def _as_model_input(self, observations) -> tf.Tensor:
+        return self.observation_spec.model_input(observations)
+
+    def _values_numpy(self, observations) -> np.ndarray:
+        return self._batches.values_numpy(observations)
 
     # ---------------------------------------------------------------- updating
     def train_on_batch(self, rollout: Rollout) -> dict:
@@ -396,7 +467,7 @@ class OnPolicyAgent(CollectionMixin):
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}.")
         workers = requested_workers(num_workers, envs_per_worker, ray_address, num_envs)
-        collector = self._vector_env(env, num_envs, asynchronous, workers, vector_env)
+        collector = self._rollout_source(env, num_envs, asynchronous, workers, vector_env)
         history = keras.callbacks.History()
         extra = [history] + ([ProgressBar()] if verbose else [])
         callback_list = CallbackList(
@@ -439,7 +510,7 @@ class OnPolicyAgent(CollectionMixin):
                         skipped_env_steps=rollout.skipped, total_steps=self.total_steps,
                         steps_per_second=rollout.num_steps / (finished - start), collect_seconds=collected - start,
                         update_seconds=finished - collected)
-            logs.update(getattr(self._collector, "timing", {}))  # distributed collection's breakdown
+            logs.update(getattr(self._sources.current, "timing", {}))  # distributed collection's breakdown
             callback_list.on_epoch_end(iteration, logs)
         callback_list.on_train_end(logs)
 
@@ -471,8 +542,5 @@ class OnPolicyAgent(CollectionMixin):
         return export_policy(self, path, overwrite)
 
     def close(self) -> None:
-        """Closes an env this agent created."""
-        if self._collector is not None and self._owns_env:
-            self._collector.close()
-        self._collector = None
-        self._collector_source = None
+        """Closes an env (or Ray workers) this agent created."""
+        self._sources.close()
