@@ -213,3 +213,44 @@ def test_the_entropy_bonus_alone_widens_the_gaussian_by_the_natural_step(entropy
     after_means = [v.numpy() for v in agent.policy.trainable_variables if v is not log_std]
     for old, new in zip(before_means, after_means):
         np.testing.assert_allclose(new, old, atol=1e-7)
+
+
+def _quadratic_kl_of_next_step(agent, rollout, damping):
+    """½Δᵀ(F + λI)Δ of the update `agent` makes on a Categorical-policy `rollout`."""
+    before = _parameters(agent)
+    logs = agent.train_on_batch(rollout)
+    variables = agent.policy.trainable_variables
+    step = flatten([tf.constant(v.numpy()) for v in variables]) - flatten([tf.constant(b) for b in before])
+    current = [v.numpy() for v in variables]
+    for variable, value in zip(variables, before):
+        variable.assign(value)
+    observations = tf.constant(rollout.flat("observations"))
+    old = agent.policy(observations)
+    old = tfd.Independent(tfd.Categorical(logits=tf.identity(old.distribution.logits)), 1)
+    kl_fn = lambda: tf.reduce_mean(tfd.kl_divergence(old, agent.policy(observations)))  # noqa: E731
+    quadratic = 0.5 * float(tf.reduce_sum(step * fisher_vector_product(kl_fn, variables, step, damping)))
+    for variable, value in zip(variables, current):
+        variable.assign(value)
+    return quadratic, logs
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear"])
+def test_the_linear_max_kl_schedule_anneals_the_natural_step_to_zero(schedule):
+    # δ_t = δ (1 − s / H) for a batch collected after s steps; a CG iterate's step has ½Δᵀ(F + λI)Δ = δ_t.
+    max_kl, damping, batch, horizon = 0.02, 0.1, 256, 1024
+    agent = tfpg.NPG(seed=0, rollout_steps=batch, max_kl=max_kl, cg_damping=damping, max_kl_schedule=schedule,
+                     learning_rate_decay_steps=horizon)
+    for collected_before in (0, batch, 2 * batch):
+        rollout = agent.collect("CartPole-v1", batch)
+        quadratic, logs = _quadratic_kl_of_next_step(agent, rollout, damping)
+        expected = max_kl * (1 - collected_before / horizon) if schedule == "linear" else max_kl
+        assert logs["max_kl"] == pytest.approx(expected, rel=1e-6)
+        assert quadratic == pytest.approx(expected, rel=2e-3)
+
+
+def test_a_fit_anneals_max_kl_to_zero_at_its_step_target():
+    agent = tfpg.TRPO(seed=0, rollout_steps=128, max_kl=0.02, max_kl_schedule="linear")
+    history = agent.fit("CartPole-v1", steps=4 * 128, verbose=0)
+    np.testing.assert_allclose(history.history["max_kl"], [0.02 * (1 - k / 4) for k in range(4)], rtol=1e-6)
+    assert all(kl <= bound + 1e-7 for kl, bound, accepted in zip(
+        history.history["kl"], history.history["max_kl"], history.history["line_search_success"]) if accepted)

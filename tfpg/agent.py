@@ -306,8 +306,10 @@ class OnPolicyAgent:
             raise ValueError(f"train_on_batch expects a Rollout from agent.collect, got {type(rollout).__name__}.")
         batch, tensors = batch_tensors(rollout, self.observation_spec, self._action_dtype,
                                        self.config.normalize_advantages, self._recomputes_advantages())
+        steps_before = self.total_steps - rollout.num_steps
         if is_annealed(self.config):  # a constant rate is never written, so a restored optimizer keeps its own
-            self._apply_learning_rate(self.total_steps - rollout.num_steps)
+            self._apply_learning_rate(steps_before)
+        self._prepare_update(steps_before)
         metrics = {k: float(v) for k, v in self._compiled_update()(tensors).items()}
         if not metrics.pop("all_finite"):
             raise non_finite_update_error(metrics, self.iterations, self.total_steps)
@@ -333,6 +335,10 @@ class OnPolicyAgent:
     def _compiled_update(self):
         """The compiled update to run on this batch (algorithms whose updates come in several kinds override it)."""
         return self._train_step
+
+    def _prepare_update(self, steps_before: int) -> None:
+        """Sets what the update of a batch collected after `steps_before` env steps reads besides the batch
+        (algorithms with annealed settings other than the learning rate override it)."""
 
     def _apply_learning_rate(self, steps_before: int | None = None) -> None:
         """Sets the `optimizer` attribute's rate (if there is one) to the config's, annealed for a batch

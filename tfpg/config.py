@@ -97,8 +97,8 @@ def _check_value(field: dataclasses.Field, value: Any) -> Any:
 
 # Settings a run may change when it continues from a checkpoint: they tune the size or safety of the
 # steps (as the non-finite-update message advises) and leave what the checkpoint holds meaningful.
-CHANGEABLE_ON_RESUME = ("learning_rate", "learning_rate_schedule", "learning_rate_decay_steps", "max_grad_norm", "entropy_coef", "max_kl",
-                        "value_max_kl", "non_finite_env_data")
+CHANGEABLE_ON_RESUME = ("learning_rate", "learning_rate_schedule", "learning_rate_decay_steps", "max_grad_norm",
+                        "entropy_coef", "max_kl", "max_kl_schedule", "value_max_kl", "non_finite_env_data")
 
 
 # Settings added after checkpoints were first written whose default is not what a checkpoint without them

@@ -44,19 +44,26 @@ def is_annealed(config: AgentConfig) -> bool:
     return config.learning_rate_decay_steps > 0 or config.learning_rate_schedule == "linear"
 
 
-def learning_rate_at(config: AgentConfig, steps_before: int, step_target: int | None) -> float:
-    """The rate for a batch collected after `steps_before` env steps: lr · max(0, 1 − s / H) when annealed.
+def annealed(value: float, schedule: str, decay_steps: int, steps_before: int, step_target: int | None) -> float:
+    """`value` for a batch collected after `steps_before` env steps: value · max(0, 1 − s / H) when annealed.
 
-    The horizon H is `learning_rate_decay_steps` if set, else, with the linear schedule, `step_target`
-    (the step target of the `fit` in progress). With s counted before the batch, a run's first update
-    trains at the full rate and its last above 0.
+    The horizon H is `decay_steps` if set (> 0), else, with the "linear" schedule, `step_target` (the step
+    target of the `fit` in progress); with neither, `value` is constant. With s counted before the batch, a
+    run's first update uses the full value and its last one above 0.
     """
-    horizon = config.learning_rate_decay_steps
-    if horizon <= 0 and config.learning_rate_schedule == "linear":
+    horizon = decay_steps
+    if horizon <= 0 and schedule == "linear":
         horizon = step_target or 0
     if horizon <= 0:
-        return config.learning_rate
-    return config.learning_rate * max(0.0, 1.0 - steps_before / horizon)
+        return value
+    return value * max(0.0, 1.0 - steps_before / horizon)
+
+
+def learning_rate_at(config: AgentConfig, steps_before: int, step_target: int | None) -> float:
+    """The learning rate for a batch collected after `steps_before` env steps (`annealed` by the config's
+    `learning_rate_schedule` and `learning_rate_decay_steps`)."""
+    return annealed(config.learning_rate, config.learning_rate_schedule, config.learning_rate_decay_steps,
+                    steps_before, step_target)
 
 
 def apply_gradients(optimizer: keras.optimizers.Optimizer, gradients: list, variables: list,

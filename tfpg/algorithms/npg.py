@@ -13,7 +13,7 @@ from tfpg.config import AgentConfig, hparam
 from tfpg.losses import approximate_kl, masked_mean, value_loss
 from tfpg.minibatches import minibatch_epochs
 from tfpg.optimizers import backtracking_line_search, full_step, trust_region_step
-from tfpg.update import apply_gradients
+from tfpg.update import annealed, apply_gradients
 
 
 @dataclasses.dataclass
@@ -34,6 +34,10 @@ class NPGConfig(AgentConfig):
                                            "half-range (high - low)/2 where finite (-0.36: std ≈ 0.7 × half-range).",
                                     low=-20.0, high=2.0)
     max_kl: float = hparam(0.01, "δ: the step is scaled so that ½ΔᵀFΔ = δ.", low=0.0, low_open=True)
+    max_kl_schedule: str = hparam(
+        "constant", "δ over training: constant, or linear: δ · max(0, 1 − s / H) for a batch collected after s env "
+        "steps, H the step target of the fit call in progress (the launcher's --steps), or "
+        "learning_rate_decay_steps if set.", choices=("constant", "linear"))
     cg_iterations: int = hparam(10, "Conjugate-gradient iterations for F⁻¹g.", low=1)
     cg_damping: float = hparam(0.1, "λ of the damped Fisher F + λI.", low=0.0)
     cg_residual_tolerance: float = hparam(1e-10, "CG stops once rᵀr falls below this.", low=0.0)
@@ -71,6 +75,7 @@ class NPG(OnPolicyAgent):
             raise ValueError(f"{type(self).__name__} needs separate policy and value networks (the value "
                              f"fit would move the policy outside its trust region): set shared_network=False.")
         self._build_policy_snapshot()
+        self._max_kl = tf.Variable(self.config.max_kl, trainable=False, dtype=tf.float32, name="max_kl")
         self._value_variables = self.value_model.trainable_variables
         if self.config.value_function == "trust_region":
             return {}  # no optimizer state to checkpoint, snapshot in every update, or log a rate for
@@ -97,7 +102,7 @@ class NPG(OnPolicyAgent):
             return masked_mean(tfp.distributions.kl_divergence(old_distribution, self.policy(observations)),
                                mask)
 
-        step = trust_region_step(surrogate, mean_kl, self.policy.trainable_variables, config.max_kl,
+        step = trust_region_step(surrogate, mean_kl, self.policy.trainable_variables, self._max_kl,
                                  self._accept_step, config.cg_damping, config.cg_iterations,
                                  config.cg_residual_tolerance)
         distribution = self.policy(observations)
@@ -112,9 +117,17 @@ class NPG(OnPolicyAgent):
             "line_search_success": tf.cast(step["accepted"], tf.float32),
             "cg_iterations": step["cg_iterations"],
             "cg_residual": step["cg_residual"],
+            "max_kl": tf.identity(self._max_kl),
         }
         metrics.update(self._fit_value(batch))
         return metrics
+
+    def _prepare_update(self, steps_before: int) -> None:
+        """Sets δ for this batch: the config's, annealed by `max_kl_schedule`."""
+        config = self.config
+        decay_steps = config.learning_rate_decay_steps if config.max_kl_schedule == "linear" else 0
+        self._max_kl.assign(annealed(config.max_kl, config.max_kl_schedule, decay_steps, steps_before,
+                                     self._step_target))
 
     def _accept_step(self, evaluate):
         """NPG takes the full natural step."""

@@ -30,5 +30,5 @@ class TRPO(NPG):
     config_class = TRPOConfig
 
     def _accept_step(self, evaluate):
-        return backtracking_line_search(evaluate, self.config.max_kl, self.config.backtrack_ratio,
+        return backtracking_line_search(evaluate, self._max_kl, self.config.backtrack_ratio,
                                         self.config.max_backtracks)
