@@ -150,21 +150,30 @@ def test_a_rejected_step_leaves_the_parameters_bit_for_bit_unchanged():
         assert np.array_equal(old, new)
 
 
-def test_an_npg_step_has_quadratic_kl_delta():
-    agent = tfpg.NPG(seed=0, rollout_steps=256, max_kl=0.02, cg_damping=0.1)
-    rollout = agent.collect("CartPole-v1", 256)
+def _quadratic_kl_of_next_step(agent, rollout, damping):
+    """½Δᵀ(F + λI)Δ of the update `agent` makes on a Categorical-policy `rollout`."""
     before = _parameters(agent)
-    agent.train_on_batch(rollout)
+    logs = agent.train_on_batch(rollout)
     variables = agent.policy.trainable_variables
     step = flatten([tf.constant(v.numpy()) for v in variables]) - flatten([tf.constant(b) for b in before])
+    current = [v.numpy() for v in variables]
     for variable, value in zip(variables, before):
         variable.assign(value)
     observations = tf.constant(rollout.flat("observations"))
     old = agent.policy(observations)
     old = tfd.Independent(tfd.Categorical(logits=tf.identity(old.distribution.logits)), 1)
     kl_fn = lambda: tf.reduce_mean(tfd.kl_divergence(old, agent.policy(observations)))  # noqa: E731
+    quadratic = 0.5 * float(tf.reduce_sum(step * fisher_vector_product(kl_fn, variables, step, damping)))
+    for variable, value in zip(variables, current):
+        variable.assign(value)
+    return quadratic, logs
+
+
+def test_an_npg_step_has_quadratic_kl_delta():
+    agent = tfpg.NPG(seed=0, rollout_steps=256, max_kl=0.02, cg_damping=0.1)
+    rollout = agent.collect("CartPole-v1", 256)
     # ½Δᵀ(F + λI)Δ = δ exactly for a CG iterate (its residual is orthogonal to it)
-    quadratic = 0.5 * float(tf.reduce_sum(step * fisher_vector_product(kl_fn, variables, step, 0.1)))
+    quadratic, _ = _quadratic_kl_of_next_step(agent, rollout, 0.1)
     assert quadratic == pytest.approx(0.02, rel=2e-3)
 
 
@@ -213,25 +222,6 @@ def test_the_entropy_bonus_alone_widens_the_gaussian_by_the_natural_step(entropy
     after_means = [v.numpy() for v in agent.policy.trainable_variables if v is not log_std]
     for old, new in zip(before_means, after_means):
         np.testing.assert_allclose(new, old, atol=1e-7)
-
-
-def _quadratic_kl_of_next_step(agent, rollout, damping):
-    """½Δᵀ(F + λI)Δ of the update `agent` makes on a Categorical-policy `rollout`."""
-    before = _parameters(agent)
-    logs = agent.train_on_batch(rollout)
-    variables = agent.policy.trainable_variables
-    step = flatten([tf.constant(v.numpy()) for v in variables]) - flatten([tf.constant(b) for b in before])
-    current = [v.numpy() for v in variables]
-    for variable, value in zip(variables, before):
-        variable.assign(value)
-    observations = tf.constant(rollout.flat("observations"))
-    old = agent.policy(observations)
-    old = tfd.Independent(tfd.Categorical(logits=tf.identity(old.distribution.logits)), 1)
-    kl_fn = lambda: tf.reduce_mean(tfd.kl_divergence(old, agent.policy(observations)))  # noqa: E731
-    quadratic = 0.5 * float(tf.reduce_sum(step * fisher_vector_product(kl_fn, variables, step, damping)))
-    for variable, value in zip(variables, current):
-        variable.assign(value)
-    return quadratic, logs
 
 
 @pytest.mark.parametrize("schedule", ["constant", "linear"])
