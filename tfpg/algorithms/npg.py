@@ -35,8 +35,8 @@ class NPGConfig(AgentConfig):
                                     low=-20.0, high=2.0)
     max_kl: float = hparam(0.01, "δ: the step is scaled so that ½ΔᵀFΔ = δ.", low=0.0, low_open=True)
     max_kl_schedule: str = hparam(
-        "constant", "δ over training: constant, or linear: δ · max(0, 1 − s / H) for a batch collected after s env "
-        "steps, H the step target of the fit call in progress (the launcher's --steps), or "
+        "constant", "δ over training: constant, or linear: δ · max(0, 1 − s / H) for a batch collected after s "
+        "env steps, H the step target of the fit call in progress (the launcher's --steps), or "
         "learning_rate_decay_steps if set.", choices=("constant", "linear"))
     cg_iterations: int = hparam(10, "Conjugate-gradient iterations for F⁻¹g.", low=1)
     cg_damping: float = hparam(0.1, "λ of the damped Fisher F + λI.", low=0.0)
@@ -56,9 +56,10 @@ class NPG(OnPolicyAgent):
     """Natural policy gradient (Kakade, 2002) with the natural step of TRPO's notes.
 
     With g = ∇_θ (E[r Â] + c_e E[H(π(·|s))]) at θ_old (c_e = 0 by default) and
-    x ≈ (F + λI)⁻¹ g by conjugate gradient on Fisher-vector products, the step is Δ = sqrt(2δ / gᵀx) · x, so that the
-    quadratic model of the KL, ½ΔᵀFΔ, equals δ. NPG always takes the step;
-    TRPO (a subclass) differs only in `_accept_step`.
+    x ≈ (F + λI)⁻¹ g by conjugate gradient on Fisher-vector products, the step
+    is Δ = sqrt(2δ / gᵀx) · x, so that the quadratic model of the KL, ½ΔᵀFΔ,
+    equals δ (constant, or annealed to 0 over the run: `max_kl_schedule`).
+    NPG always takes the step; TRPO (a subclass) differs only in `_accept_step`.
 
     The value function is fitted after the policy step, by default with the
     trust-region regression min E[(V_φ − R)²] s.t. E[(V_φ − V_old)²]/(2σ²) ≤ ε,
