@@ -1,11 +1,15 @@
 """The EnvPool backend: same-step autoreset as Gymnasium's, the same MuJoCo task, and training through it."""
 
+import os
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import tfpg
 from tfpg.envs import make_vector_env
+
+from helpers import read_csv, run
 
 pytest.importorskip("envpool")
 from tfpg.envpool_backend import EnvPoolVectorEnv  # noqa: E402
@@ -68,12 +72,41 @@ def test_a_reset_mask_resets_only_the_marked_copies():
     assert np.abs(after[0] - moved[0]).max() < np.abs(after[1] - moved[1]).max()
 
 
-def test_ppo_trains_through_envpool():
+def test_envpool_declares_the_spaces_of_the_gymnasium_task():
+    envpool_env, gymnasium_env = EnvPoolVectorEnv("Hopper-v5", 2), gym.make("Hopper-v5")
+    assert envpool_env.single_action_space == gymnasium_env.action_space
+    assert envpool_env.single_observation_space == gymnasium_env.observation_space
+    # EnvPool itself declares float64 torques; they are converted back when stepping.
+    assert envpool_env._pool.action_space.dtype == np.float64
+    envpool_env.reset(seed=0)
+    envpool_env.step(np.zeros((2, 3), np.float32))
+
+
+def test_an_agent_trained_through_envpool_acts_evaluates_and_exports_on_the_gymnasium_id(tmp_path):
     agent = tfpg.PPO(seed=0, rollout_steps=64, minibatch_size=64, epochs=1)
     history = agent.fit("Hopper-v5", steps=2 * 256, num_envs=4, vector_env="envpool", verbose=0)
     assert agent.total_steps == 512 and len(history.history["episode_return"]) == 2
     assert isinstance(agent._sources.current.env, EnvPoolVectorEnv)
+    gymnasium_env = gym.make("Hopper-v5", max_episode_steps=20)
+    observation, _ = gymnasium_env.reset(seed=0)
+    action = agent.predict(observation[None], deterministic=True)[0]
+    assert gymnasium_env.action_space.contains(action)
+    assert agent.evaluate(gymnasium_env, episodes=1)["episodes"] == 1
+    agent.export(str(tmp_path / "policy"))
+    agent.save(str(tmp_path / "checkpoints"))
     agent.close()
+    loaded = tfpg.load(str(tmp_path / "checkpoints"))
+    assert loaded.evaluate(gym.make("Hopper-v5", max_episode_steps=20), episodes=1)["episodes"] == 1
+    result = run(["-m", "tfpg.evaluate", f"--policy={tmp_path / 'policy'}", "--env=Hopper-v5", "--episodes=1"])
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_launcher_trains_mujoco_through_envpool(tmp_path):
+    result = run(["-m", "tfpg.train", "--algo=ppo", "--env=Hopper-v5", "--vector_env=envpool", "--num_envs=8",
+                  "--steps=4096", "--rollout_steps=256", "--eval_episodes=1", f"--logdir={tmp_path / 'D'}"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert os.path.isfile(tmp_path / "D" / "policy" / "saved_model.pb")
+    assert int(read_csv(tmp_path / "D" / "progress.csv")[-1]["total_steps"]) == 4096
 
 
 def test_envpool_refuses_what_it_cannot_do():

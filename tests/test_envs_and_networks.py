@@ -106,3 +106,14 @@ def test_discrete_observations_are_one_hot_encoded():
     encoded = model.encoder(tf.constant([2, 6]))
     np.testing.assert_array_equal(encoded.numpy(), np.eye(5)[[0, 4]])
     assert model(tf.constant([2, 3, 4])).shape == (3,)
+
+
+def test_box_actions_of_another_float_width_are_the_same_task_and_other_bounds_are_not():
+    from tfpg.space_descriptions import check_same_spaces
+
+    observation = describe_observation_space(spaces.Box(-1, 1, (2,), np.float32))
+    single = describe_action_space(spaces.Box(-1, 1, (3,), np.float32))
+    double = describe_action_space(spaces.Box(-1, 1, (3,), np.float64))
+    check_same_spaces((observation, single), (observation, double))
+    with pytest.raises(ValueError, match="Create a new agent"):
+        check_same_spaces((observation, single), (observation, describe_action_space(spaces.Box(-2, 2, (3,)))))

@@ -21,7 +21,7 @@ from tfpg.checkpoint_files import (checkpoint_prefixes, newest_by_index, remove_
                                    set_aside_unreadable_index)
 from tfpg.config import CHANGEABLE_ON_RESUME, VALUES_OF_UNRECORDED_SETTINGS, describe_changes, resume_conflicts
 from tfpg.errors import CheckpointWriteError, DamagedCheckpointError
-from tfpg.space_descriptions import same_observation_spaces
+from tfpg.space_descriptions import same_action_spaces, same_observation_spaces
 
 _METADATA_KEY = "metadata/.ATTRIBUTES/VARIABLE_VALUE"
 # State that checkpoints of older versions lack; restoring one of those leaves it as the agent has it.
@@ -65,7 +65,7 @@ def check_compatible(metadata: dict, agent, prefix: str) -> None:
         held[name] = metadata["config"].get(name)
         wanted[name] = expected["config"].get(name)
     spaces_match = same_observation_spaces(metadata["observation_space"], expected["observation_space"]) \
-        and metadata["action_space"] == expected["action_space"]
+        and same_action_spaces(metadata["action_space"], expected["action_space"])
     if held != wanted or not spaces_match:
         held.update(observation_space=metadata["observation_space"], action_space=metadata["action_space"])
         wanted.update(observation_space=expected["observation_space"], action_space=expected["action_space"])

@@ -50,6 +50,19 @@ def envpool_id(env_id: str) -> tuple[str, dict]:
     return name, settings
 
 
+def gymnasium_action_space(space: gym.spaces.Space) -> gym.spaces.Space:
+    """The action space Gymnasium's version of a task declares for EnvPool's `space`.
+
+    EnvPool declares its MuJoCo torques as float64 where Gymnasium's MuJoCo envs
+    declare float32; reporting Gymnasium's space makes an agent trained on either
+    backend act, evaluate and export against the other (actions are converted back
+    to EnvPool's dtype when stepping).
+    """
+    if isinstance(space, gym.spaces.Box) and space.dtype == np.float64:
+        return gym.spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32), space.shape, np.float32)
+    return space
+
+
 class EnvPoolVectorEnv(gym.vector.VectorEnv):
     """`num_envs` copies of a task in an EnvPool, with same-step autoreset (see the module docstring).
 
@@ -71,7 +84,8 @@ class EnvPoolVectorEnv(gym.vector.VectorEnv):
         self._seed = None
         self._make(seed)
         self.single_observation_space = self._pool.observation_space
-        self.single_action_space = self._pool.action_space
+        self._pool_action_dtype = getattr(self._pool.action_space, "dtype", None)
+        self.single_action_space = gymnasium_action_space(self._pool.action_space)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self.metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
@@ -108,7 +122,8 @@ class EnvPoolVectorEnv(gym.vector.VectorEnv):
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         """Steps every copy; a copy whose episode ends returns its next episode's first observation."""
-        observations, rewards, terminated, truncated, info = self._pool.step(np.asarray(actions))
+        observations, rewards, terminated, truncated, info = self._pool.step(
+            np.asarray(actions, self._pool_action_dtype))
         order = np.argsort(info["env_id"])  # (the identity in EnvPool's synchronous mode)
         observations, rewards, terminated, truncated = observations[order], rewards[order], terminated[order], \
             truncated[order]

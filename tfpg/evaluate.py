@@ -91,7 +91,8 @@ def _export_record(policy_path: str) -> dict | None:
 
 def _check_policy_matches_env(policy_path: str, exported: dict | None, env, env_id: str) -> None:
     """Raises a `UsageError` if the policy's recorded spaces are not the env's (tfpg exports record them)."""
-    from tfpg.space_descriptions import describe_action_space, describe_observation_space, same_observation_spaces
+    from tfpg.space_descriptions import describe_action_space, describe_observation_space, same_action_spaces, \
+        same_observation_spaces
 
     if exported is None:
         return
@@ -100,7 +101,7 @@ def _check_policy_matches_env(policy_path: str, exported: dict | None, env, env_
     except ValueError as error:
         raise app.UsageError(f"--env={env_id!r} cannot be evaluated: {error}") from None
     if not same_observation_spaces(spaces[0], exported["observation_space"]) \
-            or spaces[1] != exported["action_space"]:
+            or not same_action_spaces(spaces[1], exported["action_space"]):
         raise app.UsageError(
             f"--policy={policy_path!r} was exported for observation space {exported['observation_space']} and "
             f"action space {exported['action_space']}, but --env={env_id!r} has {spaces[0]} and {spaces[1]}. "

@@ -21,7 +21,7 @@ from tfpg.native_output import start_devices_quietly
 from tfpg.network_factories import NetworkSpec
 from tfpg.normalization import observation_normalizer
 from tfpg.rollout import Collector
-from tfpg.space_descriptions import same_observation_spaces
+from tfpg.space_descriptions import same_action_spaces, same_observation_spaces
 from tfpg.transitions import Transitions
 
 
@@ -62,7 +62,7 @@ class RolloutWorker:
             ValueError: if this worker's env has other spaces than the learner's agent.
         """
         own_observation, own_action = self.spaces()
-        if not same_observation_spaces(own_observation, observation) or own_action != action:
+        if not same_observation_spaces(own_observation, observation) or not same_action_spaces(own_action, action):
             raise ValueError(
                 f"The env of the worker of copies {self.first_copy}.. has observation space {own_observation} and "
                 f"action space {own_action}, but the agent was built for {observation} and {action}; every "

@@ -88,9 +88,24 @@ def same_observation_spaces(description: dict, other: dict) -> bool:
     return strip(description) == strip(other)
 
 
+def same_action_spaces(description: dict, other: dict) -> bool:
+    """Whether two action descriptions agree, the width of a `Box`'s floats aside.
+
+    The policy emits float32 and actions are converted to the env's dtype when
+    sent, so a task whose torques one backend declares float64 and another
+    float32 (EnvPool and Gymnasium's MuJoCo envs) is the same task to an agent.
+    """
+    def strip(d):
+        if d["type"] == "Box" and np.issubdtype(np.dtype(d["dtype"]), np.floating):
+            return {**d, "dtype": "floating"}
+        return d
+
+    return strip(description) == strip(other)
+
+
 def check_same_spaces(built: tuple[dict, dict], given: tuple[dict, dict]) -> None:
     """Raises a `ValueError` if an env's (observation, action) descriptions are not the ones an agent was built for."""
-    if not same_observation_spaces(given[0], built[0]) or given[1] != built[1]:
+    if not same_observation_spaces(given[0], built[0]) or not same_action_spaces(given[1], built[1]):
         raise ValueError(
             f"This agent was built for observation space {built[0]} and action space {built[1]}, but the env has "
             f"{given[0]} and {given[1]}. Create a new agent for this env."
