@@ -1,7 +1,7 @@
 """Seeds × a hyperparameter grid on Ray Tune, each trial a normal tfpg run directory.
 
     python -m tfpg.sweep --algo=ppo --envs=Hopper-v5 --seeds=0,1,2 --steps=1000000 \
-        --grid=learning_rate=1e-4,3e-4 --grid=clip_ratio=0.1,0.2 --outdir=runs/ppo-sweep
+        --grid=learning_rate=1e-4,3e-4 --grid=clip_range=0.1,0.2 --outdir=runs/ppo-sweep
 
 Every combination of env, grid values and seed is one Tune trial, which runs
 `python -m tfpg.train` in `<outdir>/<env>/<configuration>/seed<k>` (without
