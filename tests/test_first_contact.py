@@ -24,7 +24,7 @@ def _python(code):
 
 
 def test_import_tfpg_prints_nothing_and_keeps_what_tensorflow_printed():
-    raw = _python("import tensorflow, tensorflow_probability")
+    raw = _python("import tensorflow, tensorflow_probability\ntensorflow.config.list_physical_devices()")
     quiet = _python("import sys, tfpg\nfrom tfpg import native_output\nprint(native_output.held_messages(), end='')")
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == ""
@@ -38,6 +38,24 @@ def test_a_script_that_trains_an_agent_prints_nothing_to_stderr():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "32"
     assert result.stderr == ""  # the device set-up's error line is held back like the import's notices
+
+
+def test_an_absl_program_with_a_user_network_that_saves_prints_nothing_to_stderr(tmp_path):
+    # Under absl.app.run the device set-up, the first compiled acting call of a network that is not tfpg's MLP
+    # (oneDNN's int32 notice) and each checkpoint save (absl's INFO "Sharding callback duration") each printed
+    # a line.
+    script = ("from absl import app\nimport tfpg\nimport keras\n"
+              "def main(argv):\n"
+              "    agent = tfpg.PPO(seed=0, rollout_steps=32, minibatch_size=32, epochs=1,\n"
+              "                     encoder=lambda space: keras.Sequential([keras.layers.Dense(8)]))\n"
+              "    agent.fit('CartPole-v1', steps=32, verbose=0)\n"
+              f"    agent.save({str(tmp_path / 'checkpoints')!r})\n"
+              "    print(agent.total_steps)\n"
+              "app.run(main)\n")
+    result = _python(script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "32"
+    assert result.stderr == ""
 
 
 def test_the_launcher_starts_quietly_and_prints_tensorflows_lines_when_asked(tmp_path):

@@ -17,7 +17,13 @@ from tfpg.native_output import held_back  # noqa: E402
 with held_back():  # the notices TensorFlow's libraries print to stderr as they load (see tfpg.native_output)
     for _library in ("tensorflow", "tensorflow_probability"):
         importlib.import_module(_library)
+    # Finding the devices loads the CUDA driver, which prints `failed call to cuInit` on a machine without a
+    # GPU; listing the physical devices does so without creating the logical ones, so GPUs stay configurable.
+    importlib.import_module("tensorflow").config.list_physical_devices()
 
+from tfpg.native_output import hide_checkpoint_timing  # noqa: E402
+
+hide_checkpoint_timing()
 from tfpg import callbacks, optimizers  # noqa: E402
 from tfpg.agent import OnPolicyAgent  # noqa: E402
 from tfpg.algorithms import A2C, ACKTR, ALGORITHMS, NPG, PPO, REINFORCE, TRPO  # noqa: E402

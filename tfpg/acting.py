@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfpg.compiled import compiled
+from tfpg.native_output import held_back
 from tfpg.errors import EnvError
 from tfpg.numpy_policy import NumpyPolicy, mirrors
 from tfpg.observations import ObservationSpec
@@ -48,6 +49,8 @@ class ActingPolicy:
             self._sample_tensorflow,
             input_signature=[self.observation_spec.tensor_specs(), tf.TensorSpec([2], tf.int32)],
         ).get_concrete_function()
+        with held_back():  # the first run optimises the graph, when oneDNN prints its notices (tfpg.native_output)
+            self._sample(self.observation_spec.example_batch(1), tf.constant([0, 0], tf.int32))
 
     def _sample_tensorflow(self, observations, seed):
         return self.policy(observations).sample(seed=seed)

@@ -5,7 +5,9 @@ settings (or `TF_CPP_MIN_LOG_LEVEL`) can reach them: each library prints a
 oneDNN notice and a CUDA-driver notice as it loads, and the first device
 set-up on a machine without a GPU prints an error-level `failed call to
 cuInit`. `import tfpg` loads TensorFlow inside `held_back()`, and the launchers
-set up the devices inside it too; what was held back is kept
+set up the devices inside it too, and an agent runs its first acting call
+inside it (the graph optimisation of that call is when oneDNN prints that
+it supports int32 only with AVX-512); what was held back is kept
 (`held_messages()`) and printed by the launchers' `--tf_logs`. Setting the
 environment variable `TFPG_TF_LOGS=1` turns the holding off.
 
@@ -16,6 +18,7 @@ before TensorFlow is loaded.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -86,3 +89,18 @@ def start_devices_quietly(show: bool = False) -> None:
         _devices_started = True
     if show:
         release()
+
+
+def _not_checkpoint_timing(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Sharding callback duration")
+
+
+def hide_checkpoint_timing() -> None:
+    """Drops the INFO line TensorFlow's checkpoint saver logs on every save ("Sharding callback duration").
+
+    It goes through absl's logger, which a program under `absl.app.run` shows at INFO. Only that message
+    is dropped; the logger's level and every other record are left as the program set them.
+    """
+    absl_logger = logging.getLogger("absl")
+    if _not_checkpoint_timing not in absl_logger.filters:
+        absl_logger.addFilter(_not_checkpoint_timing)
