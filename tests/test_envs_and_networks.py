@@ -117,3 +117,25 @@ def test_box_actions_of_another_float_width_are_the_same_task_and_other_bounds_a
     check_same_spaces((observation, single), (observation, double))
     with pytest.raises(ValueError, match="Create a new agent"):
         check_same_spaces((observation, single), (observation, describe_action_space(spaces.Box(-2, 2, (3,)))))
+
+
+def test_mask_observation_keeps_the_named_entries_in_order_and_refuses_what_it_cannot_hide():
+    full = gym.make("CartPole-v1")
+    masked = tfpg.envs.MaskObservation(gym.make("CartPole-v1"), keep=[2, 0])
+    assert masked.observation_space == spaces.Box(full.observation_space.low[[2, 0]],
+                                                  full.observation_space.high[[2, 0]], (2,), np.float32)
+    observation, _ = full.reset(seed=3)
+    hidden, _ = masked.reset(seed=3)
+    for _ in range(5):
+        np.testing.assert_array_equal(hidden, observation[[2, 0]])
+        assert masked.observation_space.contains(hidden)
+        observation, *_ = full.step(1)
+        hidden, *_ = masked.step(1)
+    pendulum = tfpg.envs.MaskObservation(gym.make("Pendulum-v1"), keep=[-3, -2])
+    np.testing.assert_array_equal(pendulum.keep, [0, 1])
+    for keep, message in [([], "at least one entry"), ([0, 4], r"entries \[4\] outside"), ([1, -3], "twice"),
+                          ("01", "integer indices"), ([0.5], "integer indices")]:
+        with pytest.raises(ValueError, match=message):
+            tfpg.envs.MaskObservation(gym.make("CartPole-v1"), keep=keep)
+    with pytest.raises(ValueError, match="rank-1 Box.*FilterObservation"):
+        tfpg.envs.MaskObservation(gym.make("FrozenLake-v1"), keep=[0])

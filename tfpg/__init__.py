@@ -24,7 +24,7 @@ with held_back():  # the notices TensorFlow's libraries print to stderr as they 
 from tfpg.native_output import hide_checkpoint_timing  # noqa: E402
 
 hide_checkpoint_timing()
-from tfpg import callbacks, optimizers  # noqa: E402
+from tfpg import callbacks, envs, optimizers  # noqa: E402
 from tfpg.agent import OnPolicyAgent  # noqa: E402
 from tfpg.algorithms import A2C, ACKTR, ALGORITHMS, NPG, PPO, REINFORCE, TRPO  # noqa: E402
 from tfpg.errors import EnvError, NonFiniteError  # noqa: E402
@@ -38,4 +38,4 @@ from tfpg.transitions import Rollout  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = ["A2C", "ACKTR", "ALGORITHMS", "EnvError", "NPG", "NonFiniteError", "OnPolicyAgent", "PPO", "REINFORCE",
-           "Rollout", "TRPO", "callbacks", "load", "optimizers", "register_network"]
+           "Rollout", "TRPO", "callbacks", "envs", "load", "optimizers", "register_network"]

@@ -15,6 +15,7 @@ import numpy as np
 from tfpg.atari import is_atari, make_atari, register as register_atari
 from tfpg.config import positive_int
 from tfpg.errors import EnvCopyError
+from tfpg.mask_observation import MaskObservation  # noqa: F401  (public as tfpg.envs.MaskObservation)
 from tfpg.space_descriptions import describe_action_space, describe_observation_space
 
 EnvLike = Union[str, gym.Env, gym.vector.VectorEnv]
