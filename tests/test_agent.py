@@ -252,3 +252,19 @@ def test_fit_logs_the_count_of_skipped_steps(counter_env):
     history = agent.fit(_NonFiniteAt(counter_env(max_episode_steps=100), at=13, where="reward"), steps=24,
                         verbose=0)
     assert history.history["skipped_env_steps"] == [0, 1, 0]
+
+
+def test_sampled_predictions_between_fit_calls_leave_training_unchanged():
+    def trained(predict_between):
+        agent = tfpg.PPO(seed=3, rollout_steps=16, minibatch_size=16, epochs=2)
+        agent.fit("CartPole-v1", steps=16, verbose=0)
+        if predict_between:
+            for _ in range(3):
+                agent.predict(np.zeros((4, 4), np.float32), deterministic=False)
+        agent.fit("CartPole-v1", steps=32, verbose=0)  # PPO's shuffles and the batch seeds come from agent.rng
+        weights = [w.copy() for w in agent.policy.get_weights()]
+        agent.close()
+        return weights
+
+    for plain, with_predictions in zip(trained(False), trained(True)):
+        np.testing.assert_array_equal(plain, with_predictions)

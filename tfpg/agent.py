@@ -135,6 +135,9 @@ class OnPolicyAgent:
         self._action_adapter = ActionAdapter(action)
         self._acting = ActingPolicy(self.policy, observation, action)
         self.rng = tf.random.Generator.from_seed(self.seed)
+        # predict's sampled actions draw from a stream of their own, so that calling predict between fit calls
+        # leaves training as it would be without (it is not checkpointed: it holds no training state).
+        self._predict_rng = tf.random.Generator.from_seed(self.seed).split(1)[0]
         self.total_steps_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="total_steps")
         self.iterations_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
         self._metadata = tf.Variable(self._metadata_json(), dtype=tf.string, trainable=False)
@@ -353,7 +356,7 @@ class OnPolicyAgent:
 
     # ------------------------------------------------------------- compiled parts
     def _sample(self, observations):
-        seed = tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32)
+        seed = tf.cast(self._predict_rng.make_seeds(1)[:, 0], tf.int32)
         return self.policy(observations).sample(seed=seed)
 
     def _mode(self, observations):
