@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tfpg.sweep_plan import Trial, launcher_command, parse_grid, parse_search, trials
+from tfpg.sweep_plan import Trial, check_extra, launcher_command, parse_grid, parse_search, trials
 
 pytest.importorskip("ray.tune")
 pytestmark = pytest.mark.ray
@@ -29,6 +29,31 @@ def test_grid_values_are_typed_and_checked_against_the_algorithm():
     planned = trials(["CartPole-v1", "ALE/Pong-v5"], {"gamma": [0.9, 0.99]}, [0, 1])
     assert len(planned) == 8 and planned[0] == Trial("CartPole-v1", (("gamma", 0.9),), 0)
     assert planned[-1].logdir("/s") == "/s/ALE_Pong-v5/gamma=0.99/seed1"
+
+
+def test_extra_flags_cannot_contradict_what_the_sweep_sets_per_trial():
+    check_extra(["--num_envs=1", "--noasync_envs", "--checkpoint_seconds=5"], ["learning_rate"])
+    for extra, varied, message in [(["--seed=5"], [], "use --seeds instead"),
+                                   (["--logdir=/tmp/x"], [], "use --outdir instead"),
+                                   (["--env=Hopper-v5"], [], "use --envs instead"),
+                                   (["--steps=10"], [], "use --steps instead"),
+                                   (["--resume"], [], "resumes"), (["--noresume"], [], "resumes"),
+                                   (["--rollout_steps=32"], ["rollout_steps"], "which the sweep varies"),
+                                   (["num_envs=1"], [], "not a tfpg.train flag")]:
+        with pytest.raises(ValueError, match=message):
+            check_extra(extra, varied)
+
+
+def test_a_sweep_refuses_contradicting_extras_and_trials_no_node_can_hold_before_running_any(tmp_path):
+    common = [sys.executable, "-m", "tfpg.sweep", "--algo=a2c", "--envs=CartPole-v1", "--seeds=0", "--steps=64"]
+    for extra, message in [(["--grid=rollout_steps=32,64", "--extra=--rollout_steps=32"], "which the sweep varies"),
+                           (["--extra=--seed=5"], "use --seeds instead"),
+                           (["--cpus_per_trial=1000"], "no trial could ever start")]:
+        outdir = tmp_path / "sweep"
+        result = subprocess.run([*common, *extra, f"--outdir={outdir}"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+        assert not outdir.exists()
 
 
 def test_a_trial_with_checkpoints_resumes_with_the_settings_of_its_run(tmp_path):

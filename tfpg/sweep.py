@@ -37,7 +37,7 @@ from tfpg.envs import check_env_id
 from tfpg.launcher import run_program
 from tfpg.ray_cluster import connect, import_ray
 from tfpg.run_summary import markdown_table, plot_curves, read_run
-from tfpg.sweep_plan import SEARCH_KINDS, Trial, launcher_command, parse_grid, parse_search, trials
+from tfpg.sweep_plan import SEARCH_KINDS, Trial, check_extra, launcher_command, parse_grid, parse_search, trials
 from tfpg.sweep_trial import search_trial, tfpg_trial
 
 flags.DEFINE_enum("algo", "ppo", sorted(ALGORITHMS), "Algorithm.")
@@ -88,6 +88,17 @@ def _tuner(tune, outdir: str, seeds: list[int], grid: dict, space: dict):
     return tune.Tuner(trainable, param_space={"run": tune.grid_search(list(plans))}, run_config=run_config), planned
 
 
+def _check_trial_resources(cpus_per_trial: float) -> None:
+    """Raises a `ValueError` if no node of the cluster has the CPUs one trial reserves (Tune would wait forever)."""
+    import ray
+
+    node_cpus = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")]
+    if not node_cpus or max(node_cpus) < cpus_per_trial:
+        raise ValueError(f"--cpus_per_trial={cpus_per_trial:g}, but the largest node of the Ray cluster has "
+                         f"{max(node_cpus, default=0.0):g} CPUs, so no trial could ever start; lower "
+                         f"--cpus_per_trial or join a cluster with larger nodes (--ray_address).")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -99,6 +110,7 @@ def main(argv):
             raise ValueError(f"--seeds must be distinct non-negative integers, got {FLAGS.seeds}.")
         grid = parse_grid(FLAGS.grid, FLAGS.algo)
         space = parse_search(FLAGS.search, FLAGS.algo)
+        check_extra(FLAGS.extra, [*grid, *space])
         if space and (grid or len(FLAGS.envs) > 1):
             raise ValueError("--search optimises one env's mean final return over the seeds; give one --envs and "
                              "no --grid with it.")
@@ -114,6 +126,7 @@ def main(argv):
     outdir = os.path.abspath(FLAGS.outdir)
     try:
         connect(FLAGS.ray_address)
+        _check_trial_resources(FLAGS.cpus_per_trial)
     except (ConnectionError, ValueError) as error:
         raise app.UsageError(str(error)) from None
     os.makedirs(outdir, exist_ok=True)

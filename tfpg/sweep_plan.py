@@ -98,6 +98,31 @@ def trials(envs: list[str], grid: dict[str, list], seeds: list[int]) -> list[Tri
             for env in envs for values in combinations for seed in seeds]
 
 
+# tfpg.train flags the sweep sets for each trial, and the sweep flag that chooses them
+_SET_PER_TRIAL = {"algo": "--algo", "env": "--envs", "steps": "--steps", "seed": "--seeds", "logdir": "--outdir",
+                  "resume": "(a rerun of the same command resumes)", "verbose": "(trials run quietly)"}
+
+
+def check_extra(extra: list[str], varied: list[str]) -> None:
+    """Raises a `ValueError` if an `--extra` launcher flag would contradict what the sweep sets per trial.
+
+    Args:
+        extra: the `--extra` entries, each one `tfpg.train` flag (`--name=value`, `--name`, `--noname`).
+        varied: the hyperparameters the grid or the search varies.
+    """
+    for entry in extra:
+        if not entry.startswith("--") or entry == "--":
+            raise ValueError(f"--extra={entry!r} is not a tfpg.train flag; write each as --extra=--name=value.")
+        name = entry[2:].split("=", 1)[0]
+        for candidate in (name, name[2:] if name.startswith("no") else None):
+            if candidate in _SET_PER_TRIAL:
+                raise ValueError(f"--extra={entry} would contradict what the sweep sets for each trial; use "
+                                 f"{_SET_PER_TRIAL[candidate]} instead.")
+            if candidate in varied:
+                raise ValueError(f"--extra={entry} sets {candidate}, which the sweep varies; drop it from --extra "
+                                 f"or from the grid/search.")
+
+
 def launcher_command(trial: Trial, algorithm: str, steps: int, logdir: str, extra: list[str]) -> list[str]:
     """The `tfpg.train` command of a trial: a new run, or `--resume` if its directory holds checkpoints."""
     command = [sys.executable, "-m", "tfpg.train", f"--algo={algorithm}", f"--env={trial.env}",
