@@ -236,3 +236,17 @@ def test_an_evaluation_episode_that_never_ends_stops_with_a_clear_error(monkeypa
         agent.evaluate(_NeverEnds(), episodes=1)
     limited = gym.wrappers.TimeLimit(_NeverEnds(), max_episode_steps=600)  # a time limit ends it, past 500
     assert agent.evaluate(limited, episodes=1)["lengths"] == [600]
+
+
+def test_predict_refuses_fractional_values_for_integer_observations_instead_of_truncating_them():
+    from gymnasium import spaces
+
+    agent = tfpg.PPO(seed=0)
+    agent.build(spaces.Box(0, 255, (36, 36, 3), np.uint8), spaces.Discrete(3))
+    frame = np.random.default_rng(0).integers(0, 256, (36, 36, 3)).astype(np.uint8)
+    expected = agent.predict(frame)
+    assert agent.predict(frame.astype(np.float32)) == expected  # whole numbers convert exactly
+    with pytest.raises(ValueError, match=r"whole numbers \(uint8.*look scaled to \[0, 1\]"):
+        agent.predict(frame / 255.0)
+    with pytest.raises(ValueError, match="fractional parts; converting them would truncate"):
+        agent.predict(frame + 0.5)

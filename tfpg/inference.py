@@ -101,6 +101,11 @@ def _checked_leaf(leaf, observations: Any) -> tuple[np.ndarray, bool]:
         )
     if kind == "Box" and not np.all(np.isfinite(array)):
         raise ValueError(f"{what} contain NaN or Inf values.")
+    if leaf.dtype.is_integer and np.issubdtype(array.dtype, np.floating) and np.any(array != np.round(array)):
+        scaled = " (they look scaled to [0, 1]; pass the frames as the env returns them: tfpg scales pixels inside " \
+                 "the model)" if leaf.dtype == tf.uint8 and array.size and array.max() <= 1.0 else ""
+        raise ValueError(f"{what} must hold whole numbers ({leaf.dtype.name} in the observation space), got floats "
+                         f"with fractional parts{scaled}; converting them would truncate them.")
     if leaf.dtype == tf.uint8 and array.size and (array.min() < 0 or array.max() > 255):
         raise ValueError(f"Image {what.lower()} must be in [0, 255] (uint8 pixels), got values in "
                          f"[{array.min()}, {array.max()}].")
