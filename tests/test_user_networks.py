@@ -171,6 +171,36 @@ def test_bad_models_are_refused_when_the_agent_is_built(arguments, message):
     assert not agent.built
 
 
+def _heads_policy(classes, multi=True):
+    """A policy with one categorical head per entry of `classes` (a plain Categorical when not `multi`)."""
+    class Heads(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.heads = [keras.layers.Dense(n) for n in classes]
+
+        def call(self, observations):
+            logits = [head(observations) for head in self.heads]
+            if not multi:
+                return tfd.Categorical(logits=logits[0])
+            return tfd.Blockwise([tfd.Categorical(logits=each) for each in logits])
+
+    return lambda o, a: Heads()
+
+
+def test_a_discrete_policy_whose_heads_do_not_match_the_action_space_is_refused():
+    observation = gym.spaces.Box(-1, 1, (3,), np.float32)
+    tfpg.PPO(policy=_heads_policy([3, 4])).build(observation, gym.spaces.MultiDiscrete([3, 4]))
+    tfpg.PPO(policy=_heads_policy([2], multi=False)).build(observation, gym.spaces.Discrete(2))
+    for classes, multi, space, message in [
+            ([3, 3], True, gym.spaces.MultiDiscrete([3, 4]), r"MultiDiscrete \[3, 4\].*\(\[3, 4\]\)"),
+            ([5], False, gym.spaces.Discrete(2), r"total probability .* on the valid actions .*Discrete 2"),
+            ([4, 4], True, gym.spaces.MultiDiscrete([3, 4]), "total probability")]:
+        agent = tfpg.PPO(policy=_heads_policy(classes, multi))
+        with pytest.raises(ValueError, match=message):
+            agent.build(observation, space)
+        assert not agent.built
+
+
 @pytest.mark.parametrize("arguments, message", [
     (dict(encoder=user_networks.small_encoder, policy=user_networks.policy_model), "not both"),
     (dict(policy=keras.Sequential([keras.layers.Dense(2)])), "pass the function that builds a new one"),

@@ -122,6 +122,42 @@ def check_policy(policy: keras.Model, observations: tf.Tensor, action: dict) -> 
             or tf.as_dtype(distribution.dtype) != dtype:
         raise ValueError(f"The policy model returned a {type(distribution).__name__} with {got} for a batch of "
                          f"{CHECK_BATCH} observations; expected {expected}.")
+    if action["type"] != "Box":
+        _check_discrete_support(distribution, action)
+
+
+# Up to this many joint actions, the check sums the policy's probabilities over all of them.
+_ENUMERATED_ACTIONS = 4096
+
+
+def _check_discrete_support(distribution: tfd.Distribution, action: dict) -> None:
+    """Refuses a discrete policy whose support is not the action space's: a head with too few classes never
+    picks the last actions, one with too many picks actions the env does not have.
+
+    With at most `_ENUMERATED_ACTIONS` joint actions, the probabilities of all valid flat actions must sum to
+    1 for each row; beyond that, each head's last class must have a finite log-probability.
+    """
+    classes = {"Discrete": lambda: [action["n"]], "MultiDiscrete": lambda: list(action["nvec"]),
+               "MultiBinary": lambda: [2] * action_size(action)}[action["type"]]()
+    dtype = tf.as_dtype(distribution.dtype)
+    space = f"{action['type']} {classes if action['type'] != 'Discrete' else action['n']}"
+    try:
+        if int(np.prod(classes)) <= _ENUMERATED_ACTIONS:
+            grid = np.stack(np.meshgrid(*[np.arange(n) for n in classes], indexing="ij"), -1).reshape(-1, len(classes))
+            log_probs = distribution.log_prob(tf.constant(grid[:, None, :], dtype))  # [joint actions, batch]
+            mass = tf.reduce_sum(tf.exp(tf.cast(log_probs, tf.float64)), axis=0).numpy()
+            if np.all(np.abs(mass - 1.0) < 1e-3):
+                return
+            problem = f"puts total probability {mass.tolist()} on the valid actions (expected 1)"
+        else:
+            last = np.broadcast_to(np.asarray(classes) - 1, (CHECK_BATCH, len(classes)))
+            if np.all(np.isfinite(distribution.log_prob(tf.constant(last, dtype)).numpy())):
+                return
+            problem = "gives the last class of its heads a non-finite log-probability"
+    except (tf.errors.InvalidArgumentError, ValueError) as error:
+        problem = f"cannot give the valid actions a log-probability ({type(error).__name__}: {error})"
+    raise ValueError(f"The policy model's distribution {problem} of the action space {space}: each action entry "
+                     f"must have exactly as many classes as the space has values there ({classes}).")
 
 
 def check_value(value_model: keras.Model, observations: tf.Tensor) -> None:
