@@ -58,6 +58,22 @@ def test_resume_takes_the_env_and_settings_from_the_run_and_applies_and_records_
     assert _listing(logdir) == before  # nothing was written by the refused launches
 
 
+def test_the_checkpoint_and_evaluation_settings_of_a_run_carry_over_to_its_resumes(tmp_path):
+    logdir = tmp_path / "run"
+    first = run(["-m", "tfpg.train", f"--logdir={logdir}", "--verbose=0", "--algo=a2c", "--env=Pendulum-v1",
+                 "--num_envs=2", "--rollout_steps=16", "--steps=64", "--checkpoint_seconds=0.5", "--keep_checkpoints=1",
+                 "--eval_episodes=2"])
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = run(["-m", "tfpg.train", f"--logdir={logdir}", "--verbose=0", "--resume", "--steps=192"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # One checkpoint kept: with the default (3) the first launch's final checkpoint would be kept beside the
+    # resumed launch's.
+    assert len(list((logdir / "checkpoints").glob("*.index"))) == 1
+    assert json.loads((logdir / "evaluation.json").read_text())["episodes"] == 2
+    settings = json.loads((logdir / "run.json").read_text())["settings"]
+    assert (settings["checkpoint_seconds"], settings["keep_checkpoints"], settings["eval_episodes"]) == (0.5, 1, 2)
+
+
 @pytest.mark.parametrize("algo", ["ppo", "a2c"])
 def test_an_unset_num_envs_is_the_algorithms_launcher_default_for_the_run_and_its_resumes(tmp_path, algo):
     copies = tfpg.ALGORITHMS[algo].launcher_num_envs

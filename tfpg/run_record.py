@@ -1,6 +1,7 @@
 """`<logdir>/run.json`: what a launcher run was started with, so `--resume` continues it without flags.
 
-The record holds the env, the step target and the collection settings (the
+The record holds the env, the step target, the collection settings, how often
+checkpoints are written and how many are kept, and the final evaluation's episodes (the
 algorithm, seed and hyperparameters are in every checkpoint), and one entry
 per launch with what that launch changed. It is replaced atomically.
 """
@@ -11,8 +12,10 @@ import json
 import os
 
 RECORD_NAME = "run.json"
-# Settings of the launcher that are not in the checkpoint; `env` is fixed for the life of a run.
-SETTINGS = ("env", "steps", "num_envs", "async_envs", "vector_env", "num_workers", "envs_per_worker", "ray_address")
+# Settings of the launcher that are not in the checkpoint; `env` is fixed for the life of a run. Records of
+# earlier versions lack the last three: a resume of such a run takes them from the flags.
+SETTINGS = ("env", "steps", "num_envs", "async_envs", "vector_env", "num_workers", "envs_per_worker", "ray_address",
+            "checkpoint_seconds", "keep_checkpoints", "eval_episodes")
 
 
 def read_run_record(logdir: str) -> dict | None:

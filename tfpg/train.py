@@ -269,8 +269,8 @@ def _train(agent, settings: dict, logdir: str, checkpoints: str) -> None:
     stop_on_signal = _StopOnSignal()
     callbacks = [
         stop_on_signal,
-        tfpg_callbacks.Checkpoint(checkpoints, every=None, seconds=FLAGS.checkpoint_seconds,
-                                  max_to_keep=FLAGS.keep_checkpoints),
+        tfpg_callbacks.Checkpoint(checkpoints, every=None, seconds=settings["checkpoint_seconds"],
+                                  max_to_keep=settings["keep_checkpoints"]),
         tfpg_callbacks.CSVLogger(os.path.join(logdir, "progress.csv")),
         tfpg_callbacks.TensorBoard(os.path.join(logdir, "tensorboard")),
     ]
@@ -312,7 +312,7 @@ def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _finish(agent, env_id: str, logdir: str, checkpoints: str) -> None:
+def _finish(agent, env_id: str, episodes: int, logdir: str, checkpoints: str) -> None:
     """The final evaluation, export, evaluation record and plot; Ctrl-C or SIGTERM stop them at once."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _raise_keyboard_interrupt)
@@ -320,7 +320,7 @@ def _finish(agent, env_id: str, logdir: str, checkpoints: str) -> None:
     plot_path = os.path.join(logdir, "learning_curve.png")
     kept = f"The final checkpoint {tf.train.latest_checkpoint(checkpoints)} is kept"
     try:
-        result = agent.evaluate(env_id, episodes=FLAGS.eval_episodes)
+        result = agent.evaluate(env_id, episodes=episodes)
         policy_path = agent.export(os.path.join(logdir, "policy"))
         write_json(os.path.join(logdir, "evaluation.json"),
                    {"env": env_id, "algorithm": agent.name, "total_steps": agent.total_steps, "deterministic": True,
@@ -339,7 +339,7 @@ def _finish(agent, env_id: str, logdir: str, checkpoints: str) -> None:
                      f"earlier export is unchanged (exports are written beside it and moved into place). Free disk "
                      f"space, then export with --resume --logdir={FLAGS.logdir}.", 1)
     print(f"Trained {agent.name} on {env_id} for {agent.total_steps} steps.")
-    print(f"Evaluation over {FLAGS.eval_episodes} episodes: "
+    print(f"Evaluation over {episodes} episodes: "
           f"{result['mean_return']:.1f} ± {result['std_return']:.1f}")
     print(f"Policy (SavedModel): {policy_path}")
     print(f"Checkpoints:         {checkpoints}")
@@ -375,7 +375,7 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     lock = _open_logdir(logdir, lock, agent, settings, changes, record)
     _train(agent, settings, logdir, checkpoints)
-    _finish(agent, settings["env"], logdir, checkpoints)
+    _finish(agent, settings["env"], settings["eval_episodes"], logdir, checkpoints)
     lock.close()
 
 
