@@ -250,3 +250,21 @@ def test_predict_refuses_fractional_values_for_integer_observations_instead_of_t
         agent.predict(frame / 255.0)
     with pytest.raises(ValueError, match="fractional parts; converting them would truncate"):
         agent.predict(frame + 0.5)
+
+
+def test_train_on_batch_refuses_a_rollout_of_another_agent_and_one_of_other_shapes():
+    first, second = tfpg.PPO(seed=0, rollout_steps=8, minibatch_size=8), tfpg.PPO(seed=1, rollout_steps=8,
+                                                                                  minibatch_size=8)
+    rollout = first.collect("CartPole-v1", 8)
+    second.collect("CartPole-v1", 8)
+    with pytest.raises(ValueError, match="collected by another agent.*π_old"):
+        second.train_on_batch(rollout)
+    first.train_on_batch(rollout)
+    handmade = dataclasses.replace(rollout, collected_by=None,
+                                   observations=np.zeros((8, 1, 3), np.float32))
+    with pytest.raises(ValueError, match=r"observations have shape \(8, 1, 3\), but this agent takes \(8, 1, 4\)"):
+        first.train_on_batch(handmade)
+    with pytest.raises(ValueError, match=r"actions have shape \(8, 1, 2\)"):
+        first.train_on_batch(dataclasses.replace(rollout, collected_by=None, actions=np.zeros((8, 1, 2), np.int32)))
+    first.close()
+    second.close()

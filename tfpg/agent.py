@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import numbers
 import time
+import uuid
 from typing import Any, Iterable
 
 import gymnasium as gym
@@ -45,8 +46,8 @@ from tfpg.rollout_sources import ANY, RolloutSources
 from tfpg.space_descriptions import ActionAdapter, check_same_spaces, describe_action_space, \
     describe_observation_space
 from tfpg.transitions import Rollout
-from tfpg.update import BATCH_FIELDS, TIME_MAJOR_FIELDS, batch_tensors, distinct, explained_variance, \
-    is_annealed, learning_rate_at, non_finite_update_error, transactional, written_variables
+from tfpg.update import BATCH_FIELDS, TIME_MAJOR_FIELDS, batch_tensors, check_rollout_shapes, distinct, \
+    explained_variance, is_annealed, learning_rate_at, non_finite_update_error, transactional, written_variables
 from tfpg.workers import Workers, requested_workers
 
 
@@ -135,6 +136,7 @@ class OnPolicyAgent:
         self._action_adapter = ActionAdapter(action)
         self._acting = ActingPolicy(self.policy, observation, action)
         self.rng = tf.random.Generator.from_seed(self.seed)
+        self._identity = uuid.uuid4().hex  # marks the rollouts this agent collects
         # predict's sampled actions draw from a stream of their own, so that calling predict between fit calls
         # leaves training as it would be without (it is not checkpointed: it holds no training state).
         self._predict_rng = tf.random.Generator.from_seed(self.seed).split(1)[0]
@@ -271,6 +273,7 @@ class OnPolicyAgent:
             )
         seed = self.rng.uniform_full_int([2], tf.int64).numpy().view(np.uint64)  # from the checkpointed generator
         rollout = self._batches.collect(source, steps // source.num_envs, seed, self.total_steps)
+        rollout.collected_by = self._identity
         self.total_steps_variable.assign_add(rollout.num_steps)
         return rollout
 
@@ -300,13 +303,19 @@ class OnPolicyAgent:
             variance, ...).
 
         Raises:
-            ValueError: the agent is not built, or `rollout` is not a `Rollout`.
+            ValueError: the agent is not built, `rollout` is not a `Rollout`, another agent collected it, or its
+                observations or actions do not have this agent's shapes.
             NonFiniteError: the update produced NaN or Inf; it was undone.
         """
         if not self.built:
             raise ValueError("The agent is not built: call collect(env, steps) or build(...) first.")
         if not isinstance(rollout, Rollout):
             raise ValueError(f"train_on_batch expects a Rollout from agent.collect, got {type(rollout).__name__}.")
+        if rollout.collected_by is not None and rollout.collected_by != self._identity:
+            raise ValueError("This rollout was collected by another agent: its log-probabilities and values are that "
+                             "agent's, so an update would take them for this agent's π_old. Collect the batch with "
+                             "this agent (agent.collect(env, steps)).")
+        check_rollout_shapes(rollout, self.observation_spec, self._action_size)
         batch, tensors = batch_tensors(rollout, self.observation_spec, self._action_dtype,
                                        self.config.normalize_advantages, self._recomputes_advantages())
         steps_before = self.total_steps - rollout.num_steps

@@ -32,6 +32,8 @@ class Rollout:
         episode_lengths: lengths of those episodes.
         seconds: wall-clock seconds spent collecting.
         skipped: env steps skipped for non-finite data (`non_finite_env_data="skip"`).
+        collected_by: an id of the agent that collected the batch (its log-probabilities and values are that
+            agent's), or None for a rollout made by hand.
     """
 
     observations: np.ndarray
@@ -50,6 +52,7 @@ class Rollout:
     episode_lengths: list
     seconds: float = 0.0
     skipped: int = 0
+    collected_by: str | None = None
 
     @property
     def num_steps(self) -> int:

@@ -106,6 +106,27 @@ def transactional(update: Callable[..., dict], state: list, batch: dict, **optio
     return metrics
 
 
+def check_rollout_shapes(rollout: Rollout, spec: ObservationSpec, action_size: int) -> None:
+    """Raises a `ValueError` naming the field if a rollout's observations or actions are not `[T, N, ...]` of an
+    agent's observation spec and flat action size."""
+    steps = tuple(np.shape(rollout.rewards))
+    try:
+        leaves = spec.flatten(rollout.observations)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"The rollout's observations do not have the structure of this agent's observation space "
+                         f"({error}); collect the batch with this agent.") from None
+    for leaf, array in zip(spec.leaves, leaves):
+        expected = (*steps, *leaf.shape)
+        if tuple(np.shape(array)) != expected:
+            name = f"observations {leaf.path!r}" if leaf.path else "observations"
+            raise ValueError(f"The rollout's {name} have shape {tuple(np.shape(array))}, but this agent takes "
+                             f"{expected} for a batch of {steps[0]} steps × {steps[1]} copies; collect the batch "
+                             f"with this agent, from an env with its observation space.")
+    if tuple(np.shape(rollout.actions)) != (*steps, action_size):
+        raise ValueError(f"The rollout's actions have shape {tuple(np.shape(rollout.actions))}, but this agent's are "
+                         f"{(*steps, action_size)}; collect the batch with this agent.")
+
+
 def batch_tensors(rollout: Rollout, spec: ObservationSpec, action_dtype: tf.DType, normalize_advantages: bool,
                   time_major: bool) -> tuple[dict, dict]:
     """A rollout as the flat NumPy batch and the tensors an update reads (with `time_major`, also the `[T, N]`
