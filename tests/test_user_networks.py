@@ -187,6 +187,36 @@ def _heads_policy(classes, multi=True):
     return lambda o, a: Heads()
 
 
+@pytest.mark.parametrize("layer, message", [
+    (lambda: keras.layers.Dropout(0.5), r"'dropped' \(Dropout\), which only acts in training mode"),
+    (lambda: keras.layers.BatchNormalization(), "Use LayerNormalization"),
+    (lambda: keras.layers.GaussianNoise(0.1), "would silently do nothing"),
+])
+def test_layers_that_only_act_in_training_mode_are_refused_in_every_user_model(layer, message):
+    def with_layer():
+        made = layer()
+        made.name = "dropped"
+        return keras.Sequential([keras.layers.Dense(8), made])
+
+    for arguments, what in [(dict(encoder=lambda o: with_layer()), "encoder"),
+                            (dict(value=lambda o, a: keras.Sequential([with_layer(), keras.layers.Dense(1)])),
+                             "value model")]:
+        agent = tfpg.PPO(**arguments)
+        with pytest.raises(ValueError, match=f"The {what} holds layer .*{message}"):
+            agent.build(*_spaces("CartPole-v1"))
+
+
+def test_a_stateful_recurrent_layer_is_refused_and_a_stateless_one_over_a_window_trains():
+    window = gym.spaces.Box(-1, 1, (5, 3), np.float32)
+
+    def recurrent(stateful):
+        return lambda o: keras.Sequential([keras.layers.LSTM(8, stateful=stateful)])
+
+    with pytest.raises(ValueError, match="stateful recurrent layer .*state would leak"):
+        tfpg.PPO(encoder=recurrent(True)).build(window, gym.spaces.Discrete(2))
+    tfpg.PPO(encoder=recurrent(False)).build(window, gym.spaces.Discrete(2))
+
+
 def test_a_discrete_policy_whose_heads_do_not_match_the_action_space_is_refused():
     observation = gym.spaces.Box(-1, 1, (3,), np.float32)
     tfpg.PPO(policy=_heads_policy([3, 4])).build(observation, gym.spaces.MultiDiscrete([3, 4]))

@@ -18,7 +18,8 @@ from tfpg.network_factories import NetworkSpec
 from tfpg.networks import ObservationEncoder, PolicyNetwork, ValueNetwork
 from tfpg.normalization import RunningNormalization
 from tfpg.space_descriptions import space_from_description
-from tfpg.user_models import CHECK_BATCH, UserPolicy, UserValue, check_encoder, check_policy, check_value
+from tfpg.user_models import CHECK_BATCH, UserPolicy, UserValue, check_encoder, check_inference_layers, \
+    check_policy, check_value
 
 
 class ModelBuilder:
@@ -78,6 +79,7 @@ class ModelBuilder:
         encoder = self._new("encoder", factory, self.observation_space)
         preprocessed = ObservationEncoder(self.observation, self.normalizer, flatten=False)(self.check_observations)
         check_encoder(encoder, preprocessed)
+        check_inference_layers(encoder, "encoder")
         return encoder
 
     def policy(self, name: str = "policy") -> keras.Model:
@@ -88,6 +90,7 @@ class ModelBuilder:
                                self._new("policy", self.spec.policy, self.observation_space, self.action_space),
                                name=name)
             check_policy(model, self.check_observations, self.action)
+            check_inference_layers(model.model, "policy model")
             return model
         model = PolicyNetwork(self.observation, self.action, config.hidden_sizes, config.activation,
                               self.normalizer, config.initial_log_std, encoder=self._encoder(), name=name)
@@ -102,6 +105,7 @@ class ModelBuilder:
                               self._new("value", self.spec.value, self.observation_space, self.action_space),
                               name="value_model")
             check_value(model, self.check_observations)
+            check_inference_layers(model.model, "value model")
             return model
         shared = config.shared_network and isinstance(policy, PolicyNetwork)
         model = ValueNetwork(self.observation, config.hidden_sizes, config.activation, self.normalizer,

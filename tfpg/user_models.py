@@ -174,6 +174,40 @@ def check_value(value_model: keras.Model, observations: tf.Tensor) -> None:
                          f"float values of shape [{CHECK_BATCH}] (or [{CHECK_BATCH}, 1]).")
 
 
+# Layers that behave differently in training: tfpg calls every model in inference mode, so they would not.
+_TRAINING_ONLY = (keras.layers.Dropout, keras.layers.SpatialDropout1D, keras.layers.SpatialDropout2D,
+                  keras.layers.SpatialDropout3D, keras.layers.GaussianDropout, keras.layers.GaussianNoise,
+                  keras.layers.AlphaDropout, keras.layers.BatchNormalization)
+
+
+def check_inference_layers(model: keras.layers.Layer, what: str) -> None:
+    """Refuses layers that would silently do nothing or carry state across calls in tfpg's models.
+
+    tfpg calls the user's models in inference mode (no `training=True`), in acting and in the update alike,
+    so that π_old's log-probabilities and the update's agree exactly (on-policy ratios start at 1, and a
+    batch's rows do not depend on each other): Dropout would never drop, noise layers never add noise, and
+    BatchNormalization would never update its statistics. A stateful recurrent layer would carry its state
+    from one batch of rows to the next, across env copies and shuffled minibatches.
+
+    Raises:
+        ValueError: naming the first such layer and what to use instead.
+    """
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, _TRAINING_ONLY):
+            instead = "LayerNormalization" if isinstance(layer, keras.layers.BatchNormalization) else \
+                "a regulariser that works in inference mode (weight decay, an entropy bonus), or drop the layer"
+            raise ValueError(
+                f"The {what} holds layer {layer.name!r} ({type(layer).__name__}), which only acts in training mode. "
+                f"tfpg calls models in inference mode, in acting and updates alike, so that π_old and the update "
+                f"compute the same log-probabilities; this layer would silently do nothing. Use {instead}.")
+        if getattr(layer, "stateful", False):
+            raise ValueError(
+                f"The {what} holds the stateful recurrent layer {layer.name!r} ({type(layer).__name__}): tfpg "
+                f"calls models on batches of rows from all env copies, shuffled, so its state would leak between "
+                f"them. Use stateful=False; a recurrent layer then sees what one observation holds (e.g. a window "
+                f"of frames).")
+
+
 def check_encoder(encoder: keras.layers.Layer, observations: tf.Tensor) -> None:
     """Refuses an encoder that does not map a batch of preprocessed observations to float features.
 
