@@ -21,8 +21,11 @@ demo: $(INSTALLED)
 	$(BIN)/python -m tfpg.train --logdir=$(DEMO_LOGDIR)
 	$(BIN)/python -m tfpg.evaluate --policy=$(DEMO_LOGDIR)/policy --env=CartPole-v1 --episodes=5
 
+# Two pytest workers (the tests that start Ray clusters stay together in one of them, see tests/conftest.py).
+TEST_WORKERS ?= 2
+
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=10
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,4 +1,4 @@
-"""Small deterministic environments for the tests."""
+"""Small deterministic environments for the tests, and the tests' grouping for parallel runs."""
 
 import gymnasium as gym
 import numpy as np
@@ -41,3 +41,11 @@ def counter_env():
         return gym.wrappers.TimeLimit(CounterEnv(terminate_at, action_space), max_episode_steps)
 
     return make
+
+
+def pytest_collection_modifyitems(config, items):
+    """Puts the tests that start Ray clusters in one xdist group (`--dist loadgroup`): one worker runs them one
+    after another, since two clusters at once on a small machine starve each other of CPUs."""
+    for item in items:
+        if item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.xdist_group("ray"))
