@@ -40,3 +40,25 @@ def test_the_launchers_train_export_and_evaluate_an_atari_game(tmp_path):
                     timeout=600)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "ALE/Pong-v5: mean return" in evaluated.stdout
+
+
+def test_fire_is_pressed_at_the_start_of_every_life_so_a_policy_that_never_fires_still_ends_its_episodes():
+    from tfpg.atari import FireOnLifeStart, make_atari
+
+    breakout = make_atari("ALE/Breakout-v5")
+    assert FireOnLifeStart.applies(breakout)
+    pressed = []
+    fire = breakout.env  # FireOnLifeStart, under the frame stack
+    assert isinstance(fire, FireOnLifeStart)
+    inner_step = fire.env.step
+    fire.env.step = lambda action: (pressed.append(action), inner_step(action))[1]
+    breakout.reset(seed=0)
+    steps, done, info = 0, False, {}
+    while not done:
+        _, _, terminated, truncated, info = breakout.step(0)  # NOOP only: the ball is launched by the wrapper
+        steps += 1
+        done = terminated or truncated
+    # Five lives, each started by one FIRE; without it the episode would run to the 27,000-step limit.
+    assert terminated and not truncated and info["lives"] == 0 and steps < 2000
+    assert pressed.count(FireOnLifeStart.FIRE) == 5
+    assert not FireOnLifeStart.applies(make_atari("ALE/MsPacman-v5"))  # no FIRE among its actions

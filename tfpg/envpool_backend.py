@@ -9,9 +9,10 @@ at once, by id, which also spares the step EnvPool would waste on the reset.
 
 MuJoCo ids are EnvPool's own reimplementations of Gymnasium's tasks (same
 observations, rewards and time limits). `ALE/<Game>-v5` ids map to EnvPool's
-`<Game>-v5` with the settings of `tfpg.atari` (sticky actions 0.25, no FIRE
-reset, 30 no-ops, frame skip 4, 84×84 grayscale, 4 frames stacked channels
-first). Needs the `envpool` extra: `pip install "tfpg[envpool]"`.
+`<Game>-v5` with the settings of `tfpg.atari` (sticky actions 0.25, 30 no-ops,
+frame skip 4, 84×84 grayscale, 4 frames stacked channels first) and EnvPool's
+FIRE reset, which presses FIRE when an episode starts (tfpg's own stack presses
+it at the start of every life). Needs the `envpool` extra: `pip install "tfpg[envpool]"`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from tfpg.atari import PREFIX as ATARI_PREFIX
 
-_ATARI_SETTINGS = {"repeat_action_probability": 0.25, "use_fire_reset": False, "noop_max": 30, "frame_skip": 4,
+_ATARI_SETTINGS = {"repeat_action_probability": 0.25, "use_fire_reset": True, "noop_max": 30, "frame_skip": 4,
                    "img_height": 84, "img_width": 84, "gray_scale": True, "stack_num": 4,
                    "episodic_life": False, "reward_clip": False}
 
