@@ -46,6 +46,6 @@ def test_the_launcher_reports_a_failed_env_and_keeps_a_final_checkpoint(tmp_path
                   "--rollout_steps=4", "--steps=1000", f"--logdir={logdir}", "--verbose=0"])
     assert result.returncode == 1, result.stderr
     assert "env copy 1 raised ValueError in step: physics exploded" in result.stderr
-    assert "Final checkpoint:" in result.stderr and "--resume" in result.stderr
+    assert "Newest checkpoint:" in result.stderr and "--resume" in result.stderr
     assert tfpg.load(os.path.join(logdir, "checkpoints")).total_steps == 16
     assert "Traceback" not in result.stderr

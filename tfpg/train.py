@@ -29,7 +29,7 @@ from absl import logging as absl_logging
 
 import tfpg
 from tfpg import callbacks as tfpg_callbacks
-from tfpg.checkpoint_files import resolve
+from tfpg.checkpoint_files import checkpoint_prefixes, resolve
 from tfpg.config import CHANGEABLE_ON_RESUME, describe_changes, resume_conflicts
 from tfpg.envs import check_backend, check_env_id, make_env
 from tfpg.errors import CheckpointWriteError, EnvError, NonFiniteError
@@ -98,11 +98,12 @@ def _new_run(logdir: str, checkpoints: str):
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     networks = {role: FLAGS[flag].value for role, flag in _NETWORK_FLAGS.items() if FLAGS[flag].value is not None}
-    if (os.path.isdir(checkpoints) and os.listdir(checkpoints)) or \
-            any(os.path.exists(os.path.join(logdir, name)) for name in ("progress.csv", RECORD_NAME)):
+    if _has_checkpoints(checkpoints):
         raise app.UsageError(
             f"{FLAGS.logdir!r} already holds a run. Pass --resume to continue it, or choose a new --logdir."
         )
+    if any(os.path.exists(os.path.join(logdir, name)) for name in ("progress.csv", RECORD_NAME)):
+        print(f"The run in {FLAGS.logdir!r} stopped before its first checkpoint; starting it anew.", file=sys.stderr)
     try:
         agent = tfpg.ALGORITHMS[FLAGS.algo](seed=FLAGS.seed, **networks, **hyperparameters)
         env = make_env(FLAGS.env)  # built now, so the env's spaces and a user's networks are checked first
@@ -113,6 +114,11 @@ def _new_run(logdir: str, checkpoints: str):
         return agent, _with_default_copies(_settings_from_flags(), agent)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
+
+
+def _has_checkpoints(checkpoints: str) -> bool:
+    """Whether a run's checkpoint directory holds a checkpoint (temporaries of a killed write aside)."""
+    return os.path.isdir(checkpoints) and bool(checkpoint_prefixes(checkpoints))
 
 
 def _resumed_settings(record: dict | None) -> dict:
@@ -142,6 +148,9 @@ def _resume(logdir: str, checkpoints: str):
     if networks:
         raise app.UsageError(f"--resume continues with the networks recorded in the checkpoint; drop "
                              f"{', '.join('--' + flag for flag in networks)}.")
+    if not _has_checkpoints(checkpoints) and os.path.exists(os.path.join(logdir, RECORD_NAME)):
+        raise app.UsageError(f"The run in {FLAGS.logdir!r} stopped before its first checkpoint, so there is nothing "
+                             f"to resume: run the command that started it again, without --resume, to start it anew.")
     try:
         resolve(checkpoints)  # the run exists
         record = read_run_record(logdir)
@@ -275,7 +284,6 @@ def _train(agent, settings: dict, logdir: str, checkpoints: str) -> None:
         tfpg_callbacks.TensorBoard(os.path.join(logdir, "tensorboard")),
     ]
     remaining = settings["steps"] - agent.total_steps
-    resume_hint = f"Continue with --resume --logdir={FLAGS.logdir}."
     try:
         if remaining > 0:
             distributed = settings["num_workers"] > 0
@@ -285,21 +293,29 @@ def _train(agent, settings: dict, logdir: str, checkpoints: str) -> None:
                       envs_per_worker=settings["envs_per_worker"] if distributed else 1,
                       ray_address=settings["ray_address"] if distributed else None, vector_env=settings["vector_env"])
     except KeyboardInterrupt:
-        _stop(agent, f"Aborted by a second signal; the newest checkpoint in {checkpoints} is kept. {resume_hint}", 130)
+        _stop(agent, f"Aborted by a second signal. {_continue_hint(checkpoints)}", 130)
     except EnvError as error:
-        _stop(agent, f"Training stopped: {error}\nFinal checkpoint: {tf.train.latest_checkpoint(checkpoints)}. "
-                     f"{resume_hint}", 1)
+        _stop(agent, f"Training stopped: {error}\n{_continue_hint(checkpoints)}", 1)
     except NonFiniteError as error:
-        _stop(agent, f"Training stopped: {error}\nThe newest checkpoint in {checkpoints} is the last good state.", 1)
+        _stop(agent, f"Training stopped: {error}\n{_continue_hint(checkpoints)} (the newest checkpoint is the last "
+                     f"good state)", 1)
     except CheckpointWriteError as error:
-        _stop(agent, f"Training stopped: {error} {resume_hint}", 1)
+        _stop(agent, f"Training stopped: {error} {_continue_hint(checkpoints)}", 1)
     except OSError as error:  # the logs (CSV, TensorBoard) could not be written
-        _stop(agent, f"Training stopped: a log file could not be written ({error}). The newest checkpoint in "
-                     f"{checkpoints} is kept; free disk space, then {resume_hint[0].lower()}{resume_hint[1:]}", 1)
+        _stop(agent, f"Training stopped: a log file could not be written ({error}). Free disk space. "
+                     f"{_continue_hint(checkpoints)}", 1)
     agent.close()
     if stop_on_signal.received is not None:
-        _stop(agent, f"Interrupted at {agent.total_steps} steps; checkpoint written to "
-                     f"{tf.train.latest_checkpoint(checkpoints)}. {resume_hint}", 130)
+        _stop(agent, f"Interrupted at {agent.total_steps} steps. {_continue_hint(checkpoints)}", 130)
+
+
+def _continue_hint(checkpoints: str) -> str:
+    """How to go on from the run's newest checkpoint, or, where none was written, how to start the run anew."""
+    newest = tf.train.latest_checkpoint(checkpoints) if os.path.isdir(checkpoints) else None
+    if newest is None:
+        return ("No checkpoint was written, so there is nothing to resume: run the same command again (without "
+                "--resume) to start the run anew in this --logdir.")
+    return f"Newest checkpoint: {newest}. Continue with --resume --logdir={FLAGS.logdir}."
 
 
 def _stop(agent, message: str, status: int) -> None:
