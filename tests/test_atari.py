@@ -34,6 +34,7 @@ def test_the_launchers_train_export_and_evaluate_an_atari_game(tmp_path):
                    "--rollout_steps=32", "--minibatch_size=32", "--epochs=1", "--eval_episodes=1", "--verbose=0",
                    f"--logdir={logdir}"], timeout=600)
     assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "A.L.E" not in trained.stderr  # the emulator's banner is held back like TensorFlow's lines
     with open(f"{logdir}/evaluation.json") as file:
         assert -21 <= json.load(file)["mean_return"] <= 21
     evaluated = run(["-m", "tfpg.evaluate", f"--policy={logdir}/policy", "--env=ALE/Pong-v5", "--episodes=1"],

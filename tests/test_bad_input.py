@@ -268,3 +268,24 @@ def test_train_on_batch_refuses_a_rollout_of_another_agent_and_one_of_other_shap
         first.train_on_batch(dataclasses.replace(rollout, collected_by=None, actions=np.zeros((8, 1, 2), np.int32)))
     first.close()
     second.close()
+
+
+def test_unwritable_paths_copies_of_an_agent_and_a_mismatched_evaluation_env_get_clear_errors(tmp_path):
+    import copy
+    import pickle
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    agent = tfpg.A2C(seed=0, rollout_steps=8)
+    agent.build(*[getattr(gym.make("CartPole-v1"), name) for name in ("observation_space", "action_space")])
+    with pytest.raises(ValueError, match="Cannot export to .*Choose a path in a directory you can write to"):
+        agent.export(str(blocker / "policy"))
+    with pytest.raises(ValueError, match="TensorBoard log_dir .* cannot be a directory of event files"):
+        tfpg.callbacks.TensorBoard(str(blocker))
+    for copier in (copy.deepcopy, pickle.dumps, copy.copy):
+        with pytest.raises(TypeError, match="cannot be pickled or copied.*tfpg.load"):
+            copier(agent)
+    evaluation = tfpg.callbacks.Evaluation("Pendulum-v1", every=1000)
+    with pytest.raises(ValueError, match="This agent was built for"):
+        agent.fit("CartPole-v1", steps=16, num_envs=2, callbacks=[evaluation], verbose=0)
+    assert agent.total_steps == 0  # refused before the first iteration, not at the first evaluation

@@ -2,7 +2,9 @@
 
 import os
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 import tfpg
 from tests.fault_envs import ALWAYS_KILLED, KILLED, RAISING
@@ -49,3 +51,29 @@ def test_the_launcher_reports_a_failed_env_and_keeps_a_final_checkpoint(tmp_path
     assert "Newest checkpoint:" in result.stderr and "--resume" in result.stderr
     assert tfpg.load(os.path.join(logdir, "checkpoints")).total_steps == 16
     assert "Traceback" not in result.stderr
+
+
+def test_a_policy_that_emits_invalid_actions_is_named_as_the_fault_not_the_env():
+    import keras
+    import tensorflow_probability as tfp
+
+    from tfpg.space_descriptions import ActionAdapter
+
+    class NanPolicy(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.layer = keras.layers.Dense(1)
+
+        def call(self, observations):
+            mean = self.layer(observations)
+            # finite while the agent is built (observations of zeros), NaN once the cart moves
+            mean = tf.where(tf.reduce_any(tf.not_equal(observations, 0.0), axis=-1, keepdims=True),
+                            mean * float("nan"), mean)
+            return tfp.distributions.Independent(tfp.distributions.Normal(mean, 1.0), 1)
+
+    agent = tfpg.PPO(seed=0, rollout_steps=8, minibatch_size=8, policy=lambda o, a: NanPolicy())
+    with pytest.raises(tfpg.NonFiniteError, match="policy chose an action outside the action space.*not of the env"):
+        agent.collect("Pendulum-v1", 8)
+    adapter = ActionAdapter({"type": "MultiDiscrete", "shape": [2], "nvec": [3, 4], "start": [0, 0]})
+    assert adapter.invalid_rows(np.array([[2, 3], [0, 0]])) is None
+    np.testing.assert_array_equal(adapter.invalid_rows(np.array([[2, 3], [3, 0], [0, -1]])), [False, True, True])

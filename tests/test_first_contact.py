@@ -125,3 +125,13 @@ def test_unsupported_spaces_suggest_the_wrapper_of_their_kind():
         agent.build(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Text(5))
     with pytest.raises(ValueError, match="gymnasium.ObservationWrapper"):
         agent.build(gym.spaces.Text(5), gym.spaces.Discrete(2))
+
+
+def test_progress_after_earlier_training_counts_the_agents_steps_from_zero(capsys):
+    agent = tfpg.A2C(seed=0, rollout_steps=8)
+    agent.fit("CartPole-v1", steps=64, num_envs=2, verbose=0)
+    capsys.readouterr()
+    agent.fit("CartPole-v1", steps=64, num_envs=2, verbose=1)  # as a resumed run continues
+    lines = [line for line in capsys.readouterr().out.splitlines() if " steps (" in line]
+    assert lines[0].startswith("80/128 steps (62%) ") and lines[-1].startswith("128/128 steps (100%) ")
+    agent.close()

@@ -53,10 +53,13 @@ def test_acktr_solves_cartpole_within_200k_steps():
     # Float-level differences (e.g. a factor-statistics subset, which changes only rounding when it
     # covers the whole batch) change which seeds land on a dip at exactly 200k, so the claim is about
     # seeds in general: at least two of three fixed seeds.
+    # The third seed runs only when the first two disagree: two passes (or two failures) decide the claim.
     returns = []
     for seed in (0, 1, 2):
         agent = tfpg.ACKTR(seed=seed, rollout_steps=256)
         agent.fit("CartPole-v1", steps=781 * 256, verbose=0)  # whole batches within 200k
         assert agent.total_steps <= 200_000
         returns.append(agent.evaluate("CartPole-v1", episodes=10)["mean_return"])
-    assert sorted(returns)[1] >= 475, returns
+        if sum(r >= 475 for r in returns) == 2 or sum(r < 475 for r in returns) == 2:
+            break
+    assert sum(r >= 475 for r in returns) >= 2, returns

@@ -51,14 +51,16 @@ def test_two_workers_of_two_copies_train_exactly_as_one_vector_env_of_four(clust
     distributed.close()
 
 
-def test_a_worker_killed_mid_batch_is_replaced_and_its_share_collected_again(cluster):
+def test_a_worker_killed_mid_batch_is_replaced_and_its_share_collected_again(cluster, capsys):
     # The worker's env copy 1 (reset with seed 1) kills the worker's process with SIGKILL at its 10th
     # step; the replacement's copies have other seeds and live on.
     agent = tfpg.A2C(seed=0, rollout_steps=32)
-    agent.fit(f"tests.fault_envs:{fault_envs.KILLED}", steps=2 * 64, num_workers=1, envs_per_worker=2,
-              ray_address=cluster.address, verbose=0)
+    history = agent.fit(f"tests.fault_envs:{fault_envs.KILLED}", steps=2 * 64, num_workers=1, envs_per_worker=2,
+                        ray_address=cluster.address, verbose=0)
     assert agent.total_steps == 128 and agent.iterations == 2
     assert agent._sources.current._restarts == 1
+    assert history.history["workers_replaced"] == [1, 0]  # counted in the logs (progress.csv) of its batch
+    assert "Ray worker 0 (env copies 0..1)" in capsys.readouterr().err
     assert ray.get(agent._sources.current.workers[0].where.remote())["pid"] == agent._sources.current.where[0]["pid"]
     agent.close()
 

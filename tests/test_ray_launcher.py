@@ -79,6 +79,7 @@ def test_ctrl_c_stops_the_workers_and_ray_and_leaves_no_process_behind(tmp_path)
     logdir = tmp_path / "run"
     environment = {**os.environ, "RAY_TMPDIR": ray_temp}
     environment.pop("RAY_ADDRESS", None)
+    environment.pop("RAY_AUTH_MODE", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "tfpg.train", "--algo=ppo", "--env=Pendulum-v1", "--num_workers=1",
          "--envs_per_worker=2", "--rollout_steps=256", "--steps=10000000", f"--logdir={logdir}", "--verbose=0"],
@@ -92,7 +93,17 @@ def test_ctrl_c_stops_the_workers_and_ray_and_leaves_no_process_behind(tmp_path)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 130, output[-3000:]
     assert "Interrupted at" in output
+    assert "Token authentication" not in output  # Ray's warning on every local start, spared
     time.sleep(2)
     assert _processes_mentioning(ray_temp) == []
     assert tfpg.load(str(logdir / "checkpoints")).total_steps > 0
     shutil.rmtree(ray_temp, ignore_errors=True)
+
+
+def test_more_workers_than_this_machines_cpus_is_a_usage_error_before_anything_is_written(tmp_path):
+    logdir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "tfpg.train", "--algo=ppo", "--env=Pendulum-v1", "--num_workers=1000",
+         f"--logdir={logdir}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "--num_workers=1000 workers reserve one CPU each" in result.stderr
+    assert "Traceback" not in result.stderr and not logdir.exists()

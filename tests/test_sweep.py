@@ -44,16 +44,19 @@ def test_extra_flags_cannot_contradict_what_the_sweep_sets_per_trial():
             check_extra(extra, varied)
 
 
-def test_a_sweep_refuses_contradicting_extras_and_trials_no_node_can_hold_before_running_any(tmp_path):
+def test_a_sweep_refuses_contradicting_extras_unusable_outdirs_and_impossible_trials_before_running_any(tmp_path):
     common = [sys.executable, "-m", "tfpg.sweep", "--algo=a2c", "--envs=CartPole-v1", "--seeds=0", "--steps=64"]
-    for extra, message in [(["--grid=rollout_steps=32,64", "--extra=--rollout_steps=32"], "which the sweep varies"),
-                           (["--extra=--seed=5"], "use --seeds instead"),
-                           (["--cpus_per_trial=1000"], "no trial could ever start")]:
-        outdir = tmp_path / "sweep"
+    (tmp_path / "a-file").write_text("")
+    sweep, under_a_file = tmp_path / "sweep", tmp_path / "a-file" / "sweep"
+    for extra, outdir, message in [
+            (["--grid=rollout_steps=32,64", "--extra=--rollout_steps=32"], sweep, "which the sweep varies"),
+            (["--extra=--seed=5"], sweep, "use --seeds instead"),
+            (["--cpus_per_trial=1000"], sweep, "no trial could ever start"),
+            ([], under_a_file, "a-file is a file")]:
         result = subprocess.run([*common, *extra, f"--outdir={outdir}"], cwd=ROOT, capture_output=True, text=True,
                                 timeout=300)
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
-        assert not outdir.exists()
+        assert "Traceback" not in result.stderr and not outdir.exists()
 
 
 def test_a_trial_with_checkpoints_resumes_with_the_settings_of_its_run(tmp_path):

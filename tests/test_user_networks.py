@@ -217,6 +217,24 @@ def test_a_stateful_recurrent_layer_is_refused_and_a_stateless_one_over_a_window
     tfpg.PPO(encoder=recurrent(False)).build(window, gym.spaces.Discrete(2))
 
 
+def test_a_policy_distribution_without_an_analytic_kl_or_entropy_is_refused_when_the_agent_is_built():
+    class Mixture(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.layer = keras.layers.Dense(4)
+
+        def call(self, observations):
+            out = self.layer(observations)
+            mixture = tfd.MixtureSameFamily(tfd.Categorical(logits=out[:, :2]),
+                                            tfd.Normal(out[:, 2:], tf.ones_like(out[:, 2:])))
+            return tfd.Sample(mixture, 1)  # batch [batch], event [1]
+
+    agent = tfpg.PPO(policy=lambda o, a: Mixture())
+    with pytest.raises(ValueError, match="has no analytic entropy.*tfd.RegisterKL"):
+        agent.build(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Box(-1, 1, (1,), np.float32))
+    assert not agent.built
+
+
 def test_a_discrete_policy_whose_heads_do_not_match_the_action_space_is_refused():
     observation = gym.spaces.Box(-1, 1, (3,), np.float32)
     tfpg.PPO(policy=_heads_policy([3, 4])).build(observation, gym.spaces.MultiDiscrete([3, 4]))

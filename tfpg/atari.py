@@ -15,6 +15,8 @@ import importlib.util
 
 import gymnasium as gym
 
+from tfpg.native_output import held_back
+
 PREFIX = "ALE/"
 
 
@@ -82,7 +84,8 @@ class FireOnLifeStart(gym.Wrapper):
 def make_atari(env_id: str, frame_stack: int = 4, **kwargs) -> gym.Env:
     """One preprocessed Atari env (see the module docstring); `kwargs` go to `gym.make`."""
     register()
-    env = gym.make(env_id, frameskip=1, **kwargs)
+    with held_back():  # the emulator prints its banner to stderr the first time a game is made
+        env = gym.make(env_id, frameskip=1, **kwargs)
     env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True,
                                           terminal_on_life_loss=False, scale_obs=False)
     if FireOnLifeStart.applies(env):

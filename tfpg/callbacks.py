@@ -60,14 +60,13 @@ class ProgressBar(Callback):
         self._printed = None
         self._last_line = None
         if sys.stdout.isatty():
-            self.progbar = keras.utils.Progbar(
-                self.params["steps"], stateful_metrics=list(self.metrics), unit_name="step"
-            )
+            self.progbar = _ContinuedProgbar(self.start_steps + self.params["steps"], self.start_steps,
+                                             stateful_metrics=list(self.metrics), unit_name="step")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         values = [(k, logs[k]) for k in self.metrics if k in logs and _is_number(logs[k])]
-        done = min(int(logs.get("total_steps", 0)) - self.start_steps, self.params["steps"])
+        done = self.start_steps + min(int(logs.get("total_steps", 0)) - self.start_steps, self.params["steps"])
         if self.progbar is not None:
             self.progbar.update(done, values=values, finalize=False)
             return
@@ -79,9 +78,12 @@ class ProgressBar(Callback):
             self._last_line = None
 
     def _plain_line(self, done: int, values: list) -> str:
-        total = self.params["steps"]
+        """The line for `done` of the run's steps: counted from 0, not from where this `fit` started (a resume),
+        with the remaining time estimated from this `fit`'s pace."""
+        total = self.start_steps + self.params["steps"]
         elapsed = time.monotonic() - self._started
-        remaining = elapsed / done * (total - done) if done > 0 else float("nan")
+        this_fit = done - self.start_steps
+        remaining = elapsed / this_fit * (total - done) if this_fit > 0 else float("nan")
         shown = " ".join(f"{k}={float(v):.4g}" for k, v in values)
         return (f"{done}/{total} steps ({100 * done / total:.0f}%) {shown} elapsed {_clock(elapsed)} "
                 f"eta {_clock(remaining)}")
@@ -91,6 +93,18 @@ class ProgressBar(Callback):
             self.progbar.update(self.progbar._seen_so_far, finalize=True)
         elif self._last_line is not None:
             print(self._last_line, flush=True)
+
+
+class _ContinuedProgbar(keras.utils.Progbar):
+    """A `keras.utils.Progbar` that counts from `offset` steps already done (a resumed run) and estimates the
+    remaining time from the steps done since."""
+
+    def __init__(self, target: int, offset: int, **kwargs):
+        super().__init__(target, **kwargs)
+        self.offset = offset
+
+    def _estimate_step_duration(self, current, now):
+        return super()._estimate_step_duration(current - self.offset, now)
 
 
 def _clock(seconds: float) -> str:
@@ -113,6 +127,11 @@ class TensorBoard(Callback):
 
     def __init__(self, log_dir: str):
         super().__init__()
+        try:
+            os.makedirs(log_dir, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"TensorBoard log_dir {log_dir!r} cannot be a directory of event files "
+                             f"({error.strerror or error}); choose a directory path you can write to.") from None
         self.log_dir = log_dir
         self.writer = None
 
@@ -273,6 +292,14 @@ class Evaluation(Callback):
         self.episodes = positive_int("Evaluation episodes", episodes)
         self.deterministic = deterministic
         self.stop_at = stop_at
+
+    def on_train_begin(self, logs=None):
+        """Checks the evaluation env against the agent before the first iteration, not at the first evaluation."""
+        from tfpg.inference import evaluation_env
+
+        if self.agent.built:
+            with evaluation_env(self.env, None, "check") as (single, _):
+                self.agent.build(single.observation_space, single.action_space)  # refuses other spaces
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:

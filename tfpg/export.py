@@ -206,7 +206,8 @@ def export_policy(agent, path: str, overwrite: bool = False) -> str:
         `path`.
 
     Raises:
-        ValueError: the agent is not built, or `path` holds files tfpg did not write (without `overwrite`).
+        ValueError: the agent is not built, `path` holds files tfpg did not write (without `overwrite`), or
+            cannot be written.
     """
     if not agent.built:
         raise ValueError("Nothing to export: the agent is not built yet (fit, collect or build it first).")
@@ -229,6 +230,11 @@ def export_policy(agent, path: str, overwrite: bool = False) -> str:
         "log_prob": module.log_prob.get_concrete_function(),
         "value": module.value.get_concrete_function(),
     }
+    try:
+        os.makedirs(staging)
+    except OSError as error:
+        raise ValueError(f"Cannot export to {path!r}: {error.strerror or error} ({error.filename or staging}). "
+                         f"Choose a path in a directory you can write to.") from None
     try:
         tf.saved_model.save(module, staging, signatures=signatures)
         os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 
@@ -52,6 +53,18 @@ def check_reachable(address: str | None) -> None:
         ) from None
 
 
+def _not_token_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Token authentication is enabled for this Ray cluster")
+
+
+def _spare_token_notice() -> None:
+    """Drops the warning Ray logs on every start of a local instance that it turned token authentication on
+    (it does so by default; the cluster is as secure with the warning as without)."""
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if _not_token_notice not in logger.filters:
+        logger.addFilter(_not_token_notice)
+
+
 def connect(address: str | None) -> bool:
     """Joins the Ray cluster at `address` unless this process already is in one.
 
@@ -79,6 +92,7 @@ def connect(address: str | None) -> bool:
     check_reachable(address)
     # "local" starts a new instance: with no address, Ray would join any cluster started on this machine
     address = address or os.environ.get("RAY_ADDRESS") or "local"
+    _spare_token_notice()
     try:
         ray.init(address=address, include_dashboard=False, logging_level="warning", log_to_driver=True)
     except ConnectionError as error:

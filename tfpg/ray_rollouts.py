@@ -11,6 +11,7 @@ that of a local vector env of K×M copies bit for bit (see `tfpg.acting`).
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -161,7 +162,12 @@ class RayRollouts:
                 if restarts[index] > self.max_restarts:
                     self.failed = True
                     raise self._error(index, error, f"after {self.max_restarts} restarts in one batch") from None
+                lost = self.where[index]
                 self._replace(index)
+                first = index * self.envs_per_worker
+                print(f"Ray worker {index} (env copies {first}..{first + self.envs_per_worker - 1}) on {lost['host']} "
+                      f"(pid {lost['pid']}) died; replaced by a new worker on {self.where[index]['host']} (pid "
+                      f"{self.where[index]['pid']}), which collects its share of this batch again.", file=sys.stderr)
                 pending[self.workers[index].collect.remote(weights, seed, steps_per_env, first_step)] = index
             except ray.exceptions.RayTaskError as error:
                 self.failed = True
@@ -176,6 +182,7 @@ class RayRollouts:
             "worker_seconds": merged.seconds,
             "gather_seconds": gathered - broadcast - merged.seconds,
             "merge_seconds": time.perf_counter() - gathered,
+            "workers_replaced": sum(restarts),
         }
         return merged
 

@@ -92,6 +92,9 @@ class Collector:
         for t in range(steps_per_env):
             env_step = first_step + t * self.num_envs
             flat_actions = act(self.observations)
+            invalid = self.to_env_actions.invalid_rows(flat_actions)
+            if invalid is not None:
+                self._raise_invalid_actions(env_step, flat_actions, invalid)
             try:
                 next_observations, reward, term, trunc, infos = step(self.to_env_actions(flat_actions))
             except Exception as error:
@@ -166,6 +169,16 @@ class Collector:
                 f"the environment."
             )
         return select_rows(copies, reset, observations)
+
+    def _raise_invalid_actions(self, step: int, actions: np.ndarray, invalid: np.ndarray) -> None:
+        copies = [self.copies[index] for index in np.flatnonzero(invalid)]
+        example = actions[np.flatnonzero(invalid)[0]].tolist()
+        raise NonFiniteError(
+            f"The policy chose an action outside the action space for env copy {', '.join(map(str, copies))} at env "
+            f"step {step} (flat action {example}): its outputs are not finite, or a head has more classes than the "
+            f"space. This is a fault of the policy, not of the env; nothing of this batch was used. Check the "
+            f"policy model's outputs (NaN logits, a log of a negative number)."
+        )
 
     def _raise_non_finite(self, step: int, reward: np.ndarray, bad: np.ndarray) -> None:
         finite_reward = np.isfinite(reward)

@@ -202,6 +202,19 @@ class ActionAdapter:
             self.dtype = np.dtype(description["dtype"])
         else:
             self.start = np.asarray(description.get("start", 0), np.int64)
+            self.classes = {"Discrete": lambda: np.int64(description["n"]),
+                            "MultiDiscrete": lambda: np.asarray(description["nvec"], np.int64).reshape(-1),
+                            "MultiBinary": lambda: np.int64(2)}[self.kind]()
+
+    def invalid_rows(self, actions: np.ndarray) -> np.ndarray | None:
+        """None if every row of flat policy actions `[B, A]` is an action of the space, else `[B]`, True where a
+        row is not (NaN or infinite `Box` values, discrete values outside a head's classes): a fault of the
+        policy, not of the env. The common all-valid case costs one vectorised check."""
+        if self.kind == "Box":
+            finite = np.isfinite(actions)
+            return None if finite.all() else ~finite.all(axis=1)
+        outside = (actions < 0) | (actions >= self.classes)
+        return outside.any(axis=1) if outside.any() else None
 
     def __call__(self, actions: np.ndarray) -> np.ndarray:
         batch = actions.shape[0]

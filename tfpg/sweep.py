@@ -88,6 +88,17 @@ def _tuner(tune, outdir: str, seeds: list[int], grid: dict, space: dict):
     return tune.Tuner(trainable, param_space={"run": tune.grid_search(list(plans))}, run_config=run_config), planned
 
 
+def _check_writable(outdir: str) -> None:
+    """Raises a `UsageError` if `outdir` could not be created or written, without creating anything."""
+    existing = outdir
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        what = "is a file" if not os.path.isdir(existing) else "cannot be written"
+        raise app.UsageError(f"Cannot write the sweep into --outdir={FLAGS.outdir!r}: {existing} {what}. Choose a "
+                             f"directory you can write to.")
+
+
 def _check_trial_resources(cpus_per_trial: float) -> None:
     """Raises a `ValueError` if no node of the cluster has the CPUs one trial reserves (Tune would wait forever)."""
     import ray
@@ -124,12 +135,17 @@ def main(argv):
         raise app.UsageError(f"tfpg.sweep needs Ray Tune{' and Optuna' if FLAGS.search else ''} ({error}): "
                              f"pip install 'tfpg[ray]'.") from None
     outdir = os.path.abspath(FLAGS.outdir)
+    _check_writable(outdir)
     try:
         connect(FLAGS.ray_address)
         _check_trial_resources(FLAGS.cpus_per_trial)
     except (ConnectionError, ValueError) as error:
         raise app.UsageError(str(error)) from None
-    os.makedirs(outdir, exist_ok=True)
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as error:
+        raise app.UsageError(f"Cannot write the sweep into --outdir={FLAGS.outdir!r}: {error.strerror or error}. "
+                             f"Choose a directory you can write to.") from None
     tuner, planned = _tuner(tune, outdir, seeds, grid, space)
     results = tuner.fit()
     failed = [result for result in results if result.error is not None]

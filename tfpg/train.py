@@ -210,6 +210,10 @@ def _check_collection(settings: dict) -> None:
         check_reachable(settings["ray_address"])
     except (ValueError, ConnectionError) as error:
         raise app.UsageError(str(error)) from None
+    local_cpus = os.cpu_count() or 1
+    if not settings["ray_address"] and not os.environ.get("RAY_ADDRESS") and settings["num_workers"] > local_cpus:
+        raise app.UsageError(f"--num_workers={settings['num_workers']} workers reserve one CPU each, but this machine "
+                             f"has {local_cpus}; use at most {local_cpus}, or join a cluster with --ray_address.")
 
 
 def _lock_logdir(logdir: str):
@@ -304,6 +308,8 @@ def _train(agent, settings: dict, logdir: str, checkpoints: str) -> None:
     except OSError as error:  # the logs (CSV, TensorBoard) could not be written
         _stop(agent, f"Training stopped: a log file could not be written ({error}). Free disk space. "
                      f"{_continue_hint(checkpoints)}", 1)
+    except ValueError as error:  # what could only be checked once collection started (e.g. a cluster's CPUs)
+        _stop(agent, f"Training could not go on: {error}\n{_continue_hint(checkpoints)}", 2)
     agent.close()
     if stop_on_signal.received is not None:
         _stop(agent, f"Interrupted at {agent.total_steps} steps. {_continue_hint(checkpoints)}", 130)

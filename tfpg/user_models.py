@@ -124,6 +124,25 @@ def check_policy(policy: keras.Model, observations: tf.Tensor, action: dict) -> 
                          f"{CHECK_BATCH} observations; expected {expected}.")
     if action["type"] != "Box":
         _check_discrete_support(distribution, action)
+    _check_analytic(distribution)
+
+
+def _check_analytic(distribution: tfd.Distribution) -> None:
+    """Refuses a distribution without an analytic entropy or KL divergence, which every update reads (the entropy
+    bonus and metric, the KL of PPO's metrics and penalty, of NPG's and TRPO's trust region and Fisher-vector
+    products, of ACKTR's step size)."""
+    for what, compute in (("entropy()", distribution.entropy),
+                          ("KL divergence (tfd.kl_divergence(p, q))",
+                           lambda: tfd.kl_divergence(distribution, distribution))):
+        try:
+            compute()
+        except NotImplementedError as error:
+            raise ValueError(
+                f"The policy model's {type(distribution).__name__} has no analytic {what} ({error}), which tfpg's "
+                f"updates need (entropy bonus and metrics; the KL of PPO's metrics, NPG's and TRPO's trust region, "
+                f"ACKTR's step). Return a distribution that has both (Normal, Categorical, Bernoulli, and "
+                f"tfd.Independent or tfd.Blockwise of them), or register a KL with tfd.RegisterKL."
+            ) from None
 
 
 # Up to this many joint actions, the check sums the policy's probabilities over all of them.
