@@ -1,5 +1,6 @@
 """What a new user sees first: a quiet start, plain output where it is piped, help and usage errors."""
 
+import os
 import re
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 
 import tfpg
 
-from helpers import run
+from helpers import ROOT, run
 
 # absl's prefix of a native log line: severity, date, time, thread id
 NATIVE_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ ")
@@ -135,3 +136,14 @@ def test_progress_after_earlier_training_counts_the_agents_steps_from_zero(capsy
     lines = [line for line in capsys.readouterr().out.splitlines() if " steps (" in line]
     assert lines[0].startswith("80/128 steps (62%) ") and lines[-1].startswith("128/128 steps (100%) ")
     agent.close()
+
+
+def test_the_version_has_one_source_that_the_package_the_launchers_and_the_changelog_show():
+    from importlib.metadata import version
+
+    assert tfpg.__version__ == version("tfpg")
+    for program in ("tfpg.train", "tfpg.evaluate"):
+        result = run(["-m", program, "--version"])
+        assert result.returncode == 0 and result.stdout.strip() == f"tfpg {tfpg.__version__}", result.stderr
+    with open(os.path.join(ROOT, "CHANGELOG.md")) as file:
+        assert f"## {tfpg.__version__} " in file.read()

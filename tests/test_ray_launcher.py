@@ -15,6 +15,8 @@ import pytest
 
 import tfpg
 
+from two_hosts import living_processes
+
 ray = pytest.importorskip("ray")
 
 pytestmark = pytest.mark.ray
@@ -60,14 +62,20 @@ def test_an_unreachable_cluster_is_reported_before_anything_is_written(tmp_path)
 
 
 def _processes_mentioning(text: str) -> list[str]:
+    """Living processes whose command line or environment holds `text` (Ray's agents rename themselves, e.g.
+    `ray::DashboardAgent`, but keep the environment they inherited)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as file:
                 command = file.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/environ", "rb") as file:
+                environment = file.read().decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as file:
+                zombie = file.read().rsplit(")", 1)[1].split()[0] == "Z"
         except OSError:
             continue
-        if text in command:
+        if not zombie and (text in command or text in environment):
             found.append(f"{pid}: {command[:200]}")
     return found
 
@@ -107,3 +115,27 @@ def test_more_workers_than_this_machines_cpus_is_a_usage_error_before_anything_i
          f"--logdir={logdir}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "--num_workers=1000 workers reserve one CPU each" in result.stderr
     assert "Traceback" not in result.stderr and not logdir.exists()
+
+
+def test_a_launcher_killed_by_sigkill_leaves_no_ray_process_behind(tmp_path):
+    # SIGKILL (like a second Ctrl-C) gives the launcher no chance to stop the Ray instance it started, and Ray's
+    # dashboard and runtime-env agents outlive it; its watchdog stops them. The launcher leads a session of its
+    # own, so every process it started is found by that session even after renaming itself (ray::...).
+    logdir = tmp_path / "run"
+    environment = dict(os.environ)
+    environment.pop("RAY_ADDRESS", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfpg.train", "--algo=ppo", "--env=Pendulum-v1", "--num_workers=1",
+         "--envs_per_worker=2", "--rollout_steps=256", "--steps=10000000", f"--logdir={logdir}", "--verbose=0"],
+        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not (logdir / "progress.csv").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    started = [name for _, name in living_processes({process.pid})]
+    assert process.poll() is None and any(name.startswith("ray::") for name in started), started
+    process.kill()
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while living_processes({process.pid}) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert living_processes({process.pid}) == []

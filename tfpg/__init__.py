@@ -35,7 +35,7 @@ from tfpg.network_factories import register_network  # noqa: E402
 register_network("cnn", image_encoder)  # tfpg's image encoder by name (the default for image observations)
 from tfpg.transitions import Rollout  # noqa: E402
 
-__version__ = "0.1.0"
+from tfpg.version import __version__  # noqa: E402
 
 __all__ = ["A2C", "ACKTR", "ALGORITHMS", "EnvError", "NPG", "NonFiniteError", "OnPolicyAgent", "PPO", "REINFORCE",
            "Rollout", "TRPO", "callbacks", "envs", "load", "optimizers", "register_network"]

@@ -22,6 +22,7 @@ from absl import app, flags
 
 from tfpg.config import describe_allowed
 from tfpg.native_output import start_devices_quietly
+from tfpg.version import __version__
 
 FLAGS = flags.FLAGS
 USAGE_ERROR = 2
@@ -29,6 +30,7 @@ USAGE_ERROR = 2
 flags.DEFINE_boolean("tf_logs", False, "Print TensorFlow's start-up log lines (held back by default).")
 
 _HELP_FLAGS = ("--help", "-h", "-?", "--helpshort")
+_VERSION_FLAGS = ("--version", "-V")
 
 
 def _program() -> str:
@@ -65,6 +67,7 @@ def _help(algorithms: dict | None, hyperparameters: list[str], full: bool) -> st
     lines = [(getattr(main, "__doc__", None) or "").strip(), "", "Flags:"]
     for flag in _own_flags(set(hyperparameters)):
         lines.append(_flag_line(flag.name, flag.help, flag.default))
+    lines.append(_flag_line("version", f"Print tfpg's version ({__version__}) and exit.", None, ""))
     if algorithms and hyperparameters:
         chosen = _algorithm_in_argv(algorithms)
         if full:
@@ -111,6 +114,9 @@ def run_program(main: Callable, algorithms: dict | None = None, hyperparameters:
     hyperparameters = hyperparameters or []
 
     def parse(argv: list[str]) -> list[str]:
+        if any(argument in _VERSION_FLAGS for argument in argv[1:]):
+            print(f"tfpg {__version__}")
+            sys.exit(0)
         if any(argument in _HELP_FLAGS for argument in argv[1:]):
             print(_help(algorithms, hyperparameters, full=False))
             sys.exit(0)

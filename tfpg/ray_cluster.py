@@ -6,6 +6,8 @@ import logging
 import os
 import socket
 
+from tfpg.ray_watchdog import start_watchdog
+
 PROBE_SECONDS = 10.0
 _INSTALL = "Install it with: pip install 'tfpg[ray]'."
 
@@ -93,6 +95,8 @@ def connect(address: str | None) -> bool:
     # "local" starts a new instance: with no address, Ray would join any cluster started on this machine
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     _spare_token_notice()
+    if address == "local":  # an instance of this process's own: its processes must not outlive it
+        start_watchdog()
     try:
         ray.init(address=address, include_dashboard=False, logging_level="warning", log_to_driver=True)
     except ConnectionError as error:
