@@ -99,3 +99,29 @@ def test_a_run_resumes_with_another_worker_count(cluster, tmp_path):
     again.fit("Pendulum-v1", steps=128, num_envs=2, verbose=0)  # and locally again
     assert again.total_steps == 640 and again.iterations == 4
     resumed.close()
+
+
+def test_a_worker_that_cannot_make_the_env_names_the_cause(cluster, tmp_path, monkeypatch):
+    # The env's module is importable in this process only: the workers' processes do not have tmp_path.
+    (tmp_path / "driver_only_env.py").write_text(
+        "import gymnasium\ngymnasium.register('DriverOnly-v0', 'gymnasium.envs.classic_control:CartPoleEnv', "
+        "max_episode_steps=50)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    agent = tfpg.A2C(seed=0, rollout_steps=8)
+    with pytest.raises(tfpg.EnvError, match=r"could not start \(.*No module named 'driver_only_env'.*importable"):
+        agent.fit("driver_only_env:DriverOnly-v0", steps=64, num_workers=1, envs_per_worker=1,
+                  ray_address=cluster.address, verbose=0)
+    agent.close()
+
+
+def test_a_network_factory_that_cannot_be_pickled_is_named_before_the_workers_act(cluster):
+    import threading
+
+    import keras
+
+    lock = threading.Lock()
+    agent = tfpg.A2C(seed=0, rollout_steps=8,
+                     encoder=lambda space: (lock, keras.Sequential([keras.layers.Dense(8)]))[1])
+    with pytest.raises(ValueError, match="network factories cannot be sent to Ray workers.*lock.*module level"):
+        agent.fit("CartPole-v1", steps=64, num_workers=1, envs_per_worker=1, ray_address=cluster.address, verbose=0)
+    agent.close()

@@ -80,21 +80,28 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def _train_with_a_local_worker(logdir, environment: dict, **popen) -> subprocess.Popen:
+    """A long launcher run with one Ray worker on a Ray instance of its own, once it has finished an iteration."""
+    environment = {**os.environ, **environment}
+    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE"):
+        environment.pop(name, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfpg.train", "--algo=ppo", "--env=Pendulum-v1", "--num_workers=1",
+         "--envs_per_worker=2", "--rollout_steps=256", "--steps=10000000", f"--logdir={logdir}", "--verbose=0"],
+        cwd=ROOT, env=environment, **popen)
+    deadline = time.monotonic() + 240
+    while not (logdir / "progress.csv").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return process
+
+
 def test_ctrl_c_stops_the_workers_and_ray_and_leaves_no_process_behind(tmp_path):
     # The launcher starts its own local Ray instance; all its processes carry the temp dir in their
     # command lines, so any survivor is found by it.
     ray_temp = tempfile.mkdtemp(prefix="tfpg-ray-", dir="/tmp")  # short: Ray's socket paths live under it
     logdir = tmp_path / "run"
-    environment = {**os.environ, "RAY_TMPDIR": ray_temp}
-    environment.pop("RAY_ADDRESS", None)
-    environment.pop("RAY_AUTH_MODE", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tfpg.train", "--algo=ppo", "--env=Pendulum-v1", "--num_workers=1",
-         "--envs_per_worker=2", "--rollout_steps=256", "--steps=10000000", f"--logdir={logdir}", "--verbose=0"],
-        cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 240
-    while not (logdir / "progress.csv").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
+    process = _train_with_a_local_worker(logdir, {"RAY_TMPDIR": ray_temp}, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, text=True)
     assert process.poll() is None, process.communicate()[0][-3000:]
     assert _processes_mentioning(ray_temp), "the run's Ray processes were not found"
     process.send_signal(signal.SIGINT)
@@ -121,16 +128,8 @@ def test_a_launcher_killed_by_sigkill_leaves_no_ray_process_behind(tmp_path):
     # SIGKILL (like a second Ctrl-C) gives the launcher no chance to stop the Ray instance it started, and Ray's
     # dashboard and runtime-env agents outlive it; its watchdog stops them. The launcher leads a session of its
     # own, so every process it started is found by that session even after renaming itself (ray::...).
-    logdir = tmp_path / "run"
-    environment = dict(os.environ)
-    environment.pop("RAY_ADDRESS", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tfpg.train", "--algo=ppo", "--env=Pendulum-v1", "--num_workers=1",
-         "--envs_per_worker=2", "--rollout_steps=256", "--steps=10000000", f"--logdir={logdir}", "--verbose=0"],
-        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 240
-    while not (logdir / "progress.csv").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
+    process = _train_with_a_local_worker(tmp_path / "run", {}, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, start_new_session=True)
     started = [name for _, name in living_processes({process.pid})]
     assert process.poll() is None and any(name.startswith("ray::") for name in started), started
     process.kill()

@@ -121,3 +121,32 @@ def test_a_run_folder_without_a_checkpoint_is_restarted_by_the_same_command_and_
     assert "starting it anew" in again.stderr
     assert [int(row["total_steps"]) for row in read_csv(logdir / "progress.csv")] == [16, 32]
     assert tfpg.load(str(logdir / "checkpoints")).total_steps == 32
+
+
+def test_an_evaluation_past_its_time_limit_keeps_the_finished_episodes_and_the_launcher_still_exports(tmp_path):
+    import json
+
+    import gymnasium as gym
+
+    from tfpg.episodes import play_episodes
+    from tfpg.errors import EvaluationTimeout
+
+    def slow(observation):
+        time.sleep(0.02)
+        return 0
+
+    with pytest.raises(EvaluationTimeout, match="ran past its limit of 0.5 s") as raised:
+        play_episodes(gym.make("CartPole-v1", max_episode_steps=5), slow, episodes=100, first_seed=0,
+                      max_seconds=0.5)
+    finished = raised.value
+    assert 1 <= len(finished.returns) < 100 and finished.episode == len(finished.returns)
+    assert finished.lengths == [5] * len(finished.returns) and finished.returns == [5.0] * len(finished.returns)
+
+    logdir = tmp_path / "run"
+    result = run(["-m", "tfpg.train", "--algo=a2c", "--env=Pendulum-v1", "--num_envs=2", "--rollout_steps=8",
+                  "--steps=16", "--eval_episodes=1000", "--eval_seconds=1", "--verbose=0", f"--logdir={logdir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ran past its limit of 1 s" in result.stderr and "exporting the policy" in result.stderr
+    evaluation = json.loads((logdir / "evaluation.json").read_text())
+    assert evaluation["timed_out"] and evaluation["episodes"] < 1000
+    assert (logdir / "policy" / "saved_model.pb").exists()

@@ -12,6 +12,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from tfpg.ray_watchdog import process_table
+
 
 @dataclass
 class Host:
@@ -50,7 +52,8 @@ def _make_namespaces(tag: str, subnet: str) -> list[str] | None:
             _ip("-n", name, "addr", "add", f"{subnet}.{index + 1}/24", "dev", link)
             _ip("-n", name, "link", "set", link, "up")
             _ip("-n", name, "link", "set", "lo", "up")
-    except (subprocess.CalledProcessError, OSError):
+            _ip("netns", "exec", name, "true")  # (entering needs more rights than making)
+    except (subprocess.CalledProcessError, OSError, subprocess.TimeoutExpired):
         _remove_namespaces(names)
         return None
     return names
@@ -119,18 +122,4 @@ class TwoHosts:
 
 def living_processes(sessions: set[int]) -> list[tuple[int, str]]:
     """(pid, name) of the processes, zombies aside, whose session id is in `sessions`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as file:
-                stat = file.read()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        state, session = fields[0], int(fields[3])
-        if session in sessions and state != "Z":
-            found.append((int(entry), name))
-    return found
+    return [(pid, process.name) for pid, process in process_table().items() if process.session in sessions]

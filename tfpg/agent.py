@@ -406,7 +406,7 @@ class OnPolicyAgent:
         return actions[0] if single else actions
 
     def evaluate(self, env: EnvLike, episodes: int = 10, deterministic: bool = True,
-                 video_dir: str | None = None) -> dict:
+                 video_dir: str | None = None, max_seconds: float | None = None) -> dict:
         """Runs whole episodes without updating anything.
 
         Args:
@@ -415,6 +415,8 @@ class OnPolicyAgent:
             deterministic: act with the distribution's mode.
             video_dir: if given, every episode is recorded there as an MP4 (`tfpg.video`;
                 needs `tfpg[video]`; an `Env` must have `render_mode="rgb_array"`).
+            max_seconds: if given, the time the evaluation may take; past it, `tfpg.errors.EvaluationTimeout`
+                (which holds the finished episodes) is raised.
 
         Returns:
             `{"mean_return", "std_return", "mean_length", "episodes", "returns", "lengths"}`, and
@@ -424,7 +426,7 @@ class OnPolicyAgent:
         with evaluation_env(env, video_dir, f"{self.name}-evaluation") as (single, videos):
             self.build(single.observation_space, single.action_space)
             returns, lengths = play_episodes(single, lambda observation: self.predict(observation, deterministic),
-                                             episodes, self.seed + 10_000)
+                                             episodes, self.seed + 10_000, max_seconds)
         return episode_summary(returns, lengths, videos if video_dir is not None else None)
 
     # --------------------------------------------------------------- properties

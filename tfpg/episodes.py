@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import gymnasium as gym
 
 from tfpg.envs import episode_step_limit, unending_episode_error
+from tfpg.errors import EvaluationTimeout
 
 
 def play_episodes(env: gym.Env, act: Callable[[Any], Any], episodes: int,
-                  first_seed: int) -> tuple[list[float], list[int]]:
+                  first_seed: int, max_seconds: float | None = None) -> tuple[list[float], list[int]]:
     """Plays `episodes` episodes of `env`, acting with `act(observation) -> action`.
 
     Episode k starts from `env.reset(seed=first_seed + k)`; its return is the
@@ -21,6 +23,7 @@ def play_episodes(env: gym.Env, act: Callable[[Any], Any], episodes: int,
         act: the action for one observation.
         episodes: number of episodes.
         first_seed: the reset seed of the first episode.
+        max_seconds: if given, the time the whole evaluation may take.
 
     Returns:
         The return and the length of each episode.
@@ -28,15 +31,19 @@ def play_episodes(env: gym.Env, act: Callable[[Any], Any], episodes: int,
     Raises:
         EnvError: an episode ran `UNBOUNDED_EPISODE_LIMIT` steps without ending
             in an env that has no time limit.
+        EvaluationTimeout: the evaluation took more than `max_seconds` (it holds the finished episodes).
     """
     returns, lengths = [], []
     limit = episode_step_limit(env)
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     for episode in range(episodes):
         observation, _ = env.reset(seed=first_seed + episode)
         total, length, done = 0.0, 0, False
         while not done:
             if limit is not None and length >= limit:
                 raise unending_episode_error(limit)
+            if deadline is not None and time.monotonic() > deadline:
+                raise EvaluationTimeout(returns, lengths, episode, length, max_seconds)
             observation, reward, terminated, truncated, _ = env.step(act(observation))
             total += float(reward)
             length += 1

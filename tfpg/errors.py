@@ -27,3 +27,24 @@ class CheckpointWriteError(OSError):
 
     The checkpoints written before are intact: TensorFlow writes each under a temporary name, and tfpg
     removes what a failed write left behind."""
+
+
+class EvaluationTimeout(TimeoutError):
+    """An evaluation ran past its time limit; holds the returns and lengths of the episodes it finished.
+
+    Attributes:
+        returns: returns of the finished episodes.
+        lengths: their lengths.
+        episode: the index of the episode in progress when time ran out.
+        steps: the steps that episode had taken.
+        seconds: the limit.
+    """
+
+    def __init__(self, returns: list, lengths: list, episode: int, steps: int, seconds: float):
+        self.returns, self.lengths, self.episode, self.steps, self.seconds = returns, lengths, episode, steps, seconds
+        super().__init__(
+            f"The evaluation ran past its limit of {seconds:g} s in episode {episode + 1} (at its step {steps}), "
+            f"after {len(returns)} finished episode(s). Its episodes run long: the policy may not end them (an "
+            f"untrained policy that stays alive until the time limit), or each step is slow. Evaluate fewer "
+            f"episodes, or allow more time."
+        )

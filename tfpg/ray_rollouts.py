@@ -11,6 +11,7 @@ that of a local vector env of K×M copies bit for bit (see `tfpg.acting`).
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -117,8 +118,16 @@ class RayRollouts:
         """Has every worker build its acting policy from the learner's description and reset its env.
 
         Raises:
-            ValueError: a worker's env has other spaces than the agent's, or its policy cannot be built.
+            ValueError: a network factory cannot be sent to the workers, a worker's env has other spaces than
+                the agent's, or its policy cannot be built.
         """
+        try:
+            self._ray.cloudpickle.dumps(networks)
+        except Exception as error:  # what a factory captured decides what fails, and how
+            raise ValueError(f"The network factories cannot be sent to Ray workers: {type(error).__name__}: "
+                             f"{str(error).splitlines()[0] if str(error) else ''}. A factory must be picklable; "
+                             f"define it at module level and pass it (or its 'module:function' name), without "
+                             f"capturing locks, open files or models.") from None
         self._acting_description = (networks, observation, action, config)
         self._call_all("start_acting", *self._acting_description)
 
@@ -211,6 +220,9 @@ class RayRollouts:
             return EnvError(f"Ray worker {index}{place}: {cause}")
         if cause is not None:
             what = f"raised {type(cause).__name__}: {cause}"
+        elif getattr(error, "actor_init_failed", False):  # Ray keeps the creation error only as text
+            what = f"could not start ({_last_exception_line(str(error))}); every machine needs the env and its " \
+                   f"module importable by the same name"
         else:
             what = f"died ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no detail'})"
         return EnvError(
@@ -230,3 +242,10 @@ class RayRollouts:
         if self._owns_connection and ray.is_initialized():
             ray.shutdown()
             self._owns_connection = False
+
+
+def _last_exception_line(text: str) -> str:
+    """The last 'SomeError: message' line of a traceback's text (the exception raised), or its first line."""
+    lines = [line.strip() for line in text.splitlines()]
+    raised = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Exit|Interrupt)\b.*", line)]
+    return raised[-1] if raised else (lines[0] if lines else "no detail")

@@ -18,12 +18,22 @@ import signal
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 POLL_SECONDS = 0.5
 
 
-def _processes() -> dict[int, tuple[int, int]]:
-    """pid → (parent pid, start time in clock ticks) of every process, zombies aside."""
+class Process(NamedTuple):
+    """What /proc says of a living process."""
+
+    name: str
+    parent: int
+    session: int
+    start: int  # clock ticks after boot: with the pid, it names the process even if the pid is reused
+
+
+def process_table() -> dict[int, Process]:
+    """pid → `Process` of every process on this machine, zombies aside."""
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -35,19 +45,20 @@ def _processes() -> dict[int, tuple[int, int]]:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
         if fields[0] != "Z":
-            found[int(entry)] = (int(fields[1]), int(fields[19]))
+            found[int(entry)] = Process(stat[stat.index("(") + 1:stat.rindex(")")], int(fields[1]), int(fields[3]),
+                                        int(fields[19]))
     return found
 
 
-def descendants(root: int, processes: dict[int, tuple[int, int]]) -> dict[int, int]:
+def descendants(root: int, processes: dict[int, Process]) -> dict[int, int]:
     """pid → start time of every descendant of `root` (not `root` itself)."""
     children: dict[int, list[int]] = {}
-    for pid, (parent, _) in processes.items():
-        children.setdefault(parent, []).append(pid)
+    for pid, process in processes.items():
+        children.setdefault(process.parent, []).append(pid)
     found, pending = {}, list(children.get(root, []))
     while pending:
         pid = pending.pop()
-        found[pid] = processes[pid][1]
+        found[pid] = processes[pid].start
         pending += children.get(pid, [])
     return found
 
@@ -55,13 +66,14 @@ def descendants(root: int, processes: dict[int, tuple[int, int]]) -> dict[int, i
 def watch(starter: int, own: int) -> list[int]:
     """Waits for `starter` to die, then kills the descendants it had (and theirs); returns the pids killed."""
     known: dict[int, int] = {}
-    processes = _processes()
+    processes = process_table()
     while starter in processes:
         known.update(descendants(starter, processes))
         time.sleep(POLL_SECONDS)
-        processes = _processes()
+        processes = process_table()
     killed = []
-    survivors = {pid: start for pid, start in known.items() if pid != own and processes.get(pid, (0, -1))[1] == start}
+    survivors = {pid: start for pid, start in known.items()
+                 if pid != own and pid in processes and processes[pid].start == start}
     for pid in list(survivors):
         survivors.update(descendants(pid, processes))
     for pid in survivors:

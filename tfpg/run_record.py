@@ -13,9 +13,9 @@ import os
 
 RECORD_NAME = "run.json"
 # Settings of the launcher that are not in the checkpoint; `env` is fixed for the life of a run. Records of
-# earlier versions lack the last three: a resume of such a run takes them from the flags.
+# earlier versions lack the last four: a resume of such a run takes them from the flags.
 SETTINGS = ("env", "steps", "num_envs", "async_envs", "vector_env", "num_workers", "envs_per_worker", "ray_address",
-            "checkpoint_seconds", "keep_checkpoints", "eval_episodes")
+            "checkpoint_seconds", "keep_checkpoints", "eval_episodes", "eval_seconds")
 
 
 def read_run_record(logdir: str) -> dict | None:

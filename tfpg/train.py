@@ -32,7 +32,8 @@ from tfpg import callbacks as tfpg_callbacks
 from tfpg.checkpoint_files import checkpoint_prefixes, resolve
 from tfpg.config import CHANGEABLE_ON_RESUME, describe_changes, resume_conflicts
 from tfpg.envs import check_backend, check_env_id, make_env
-from tfpg.errors import CheckpointWriteError, EnvError, NonFiniteError
+from tfpg.errors import CheckpointWriteError, EnvError, EvaluationTimeout, NonFiniteError
+from tfpg.inference import episode_summary
 from tfpg.flags import define_hyperparameter_flags, hyperparameters_from_flags
 from tfpg.launcher import run_program
 from tfpg.loading import load, load_newest_intact
@@ -63,6 +64,8 @@ flags.DEFINE_float("checkpoint_seconds", 30.0, "Seconds between checkpoints (at 
                    lower_bound=0.1)
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept on disk.", lower_bound=1)
 flags.DEFINE_integer("eval_episodes", 10, "Deterministic evaluation episodes at the end.", lower_bound=1)
+flags.DEFINE_float("eval_seconds", 600.0, "Time the final evaluation may take; past it, the episodes finished are "
+                   "recorded and the policy is exported.", lower_bound=1.0)
 flags.DEFINE_integer("verbose", 1, "0: silent, 1: progress bar.", lower_bound=0, upper_bound=1)
 flags.DEFINE_string("encoder", None, "Encoder factory fn(observation_space) -> keras layer, as 'module:factory' or a "
                     "name registered with tfpg.register_network; tfpg adds its torso and heads.")
@@ -334,7 +337,7 @@ def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _finish(agent, env_id: str, episodes: int, logdir: str, checkpoints: str) -> None:
+def _finish(agent, env_id: str, episodes: int, seconds: float, logdir: str, checkpoints: str) -> None:
     """The final evaluation, export, evaluation record and plot; Ctrl-C or SIGTERM stop them at once."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _raise_keyboard_interrupt)
@@ -342,7 +345,15 @@ def _finish(agent, env_id: str, episodes: int, logdir: str, checkpoints: str) ->
     plot_path = os.path.join(logdir, "learning_curve.png")
     kept = f"The final checkpoint {tf.train.latest_checkpoint(checkpoints)} is kept"
     try:
-        result = agent.evaluate(env_id, episodes=episodes)
+        try:
+            result = agent.evaluate(env_id, episodes=episodes, max_seconds=seconds)
+        except EvaluationTimeout as timeout:
+            print(f"{timeout} Recording the {len(timeout.returns)} finished episode(s) and exporting the policy; "
+                  f"evaluate it later with python -m tfpg.evaluate --policy={FLAGS.logdir}, or set --eval_episodes "
+                  f"or --eval_seconds (with --resume to export again).", file=sys.stderr)
+            result = {**(episode_summary(timeout.returns, timeout.lengths) if timeout.returns else
+                         {"mean_return": float("nan"), "std_return": float("nan"), "episodes": 0}),
+                      "timed_out": True}
         policy_path = agent.export(os.path.join(logdir, "policy"))
         write_json(os.path.join(logdir, "evaluation.json"),
                    {"env": env_id, "algorithm": agent.name, "total_steps": agent.total_steps, "deterministic": True,
@@ -361,7 +372,7 @@ def _finish(agent, env_id: str, episodes: int, logdir: str, checkpoints: str) ->
                      f"earlier export is unchanged (exports are written beside it and moved into place). Free disk "
                      f"space, then export with --resume --logdir={FLAGS.logdir}.", 1)
     print(f"Trained {agent.name} on {env_id} for {agent.total_steps} steps.")
-    print(f"Evaluation over {episodes} episodes: "
+    print(f"Evaluation over {result['episodes']} episodes: "
           f"{result['mean_return']:.1f} ± {result['std_return']:.1f}")
     print(f"Policy (SavedModel): {policy_path}")
     print(f"Checkpoints:         {checkpoints}")
@@ -397,7 +408,7 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     lock = _open_logdir(logdir, lock, agent, settings, changes, record)
     _train(agent, settings, logdir, checkpoints)
-    _finish(agent, settings["env"], settings["eval_episodes"], logdir, checkpoints)
+    _finish(agent, settings["env"], settings["eval_episodes"], settings["eval_seconds"], logdir, checkpoints)
     lock.close()
 
 
