@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfpg.compiled import compiled
-from tfpg.native_output import held_back
 from tfpg.errors import EnvError
+from tfpg.native_output import held_back
 from tfpg.numpy_policy import NumpyPolicy, mirrors
 from tfpg.observations import ObservationSpec
 
