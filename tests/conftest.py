@@ -1,4 +1,4 @@
-"""Small deterministic environments for the tests, and the tests' grouping for parallel runs."""
+"""Small deterministic environments for the tests, and the order the tests run in."""
 
 import gymnasium as gym
 import numpy as np
@@ -44,8 +44,6 @@ def counter_env():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Puts the tests that start Ray clusters in one xdist group (`--dist loadgroup`): one worker runs them one
-    after another, since two clusters at once on a small machine starve each other of CPUs."""
-    for item in items:
-        if item.get_closest_marker("ray"):
-            item.add_marker(pytest.mark.xdist_group("ray"))
+    """Runs the tests of an xdist group first, so that under `-n 2 --dist loadgroup` one worker starts on the Ray
+    cluster tests (which run one after another) while the other takes the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)

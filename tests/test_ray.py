@@ -11,7 +11,9 @@ from tests import fault_envs
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-pytestmark = pytest.mark.ray
+# One xdist worker runs these one after another (make test's --dist loadgroup): two Ray clusters at once on a
+# small machine starve each other of CPUs.
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,9 @@ from two_hosts import living_processes
 
 ray = pytest.importorskip("ray")
 
-pytestmark = pytest.mark.ray
+# One xdist worker runs these one after another (make test's --dist loadgroup): two Ray clusters at once on a
+# small machine starve each other of CPUs.
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -138,3 +140,15 @@ def test_a_launcher_killed_by_sigkill_leaves_no_ray_process_behind(tmp_path):
     while living_processes({process.pid}) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert living_processes({process.pid}) == []
+
+
+def test_auto_without_a_cluster_started_on_this_machine_is_reported_before_anything_is_written(tmp_path):
+    logdir = tmp_path / "run"
+    environment = {**os.environ, "RAY_TMPDIR": str(tmp_path / "no-cluster-here")}  # where `ray start` notes it
+    environment.pop("RAY_ADDRESS", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "tfpg.train", "--algo=ppo", "--env=Pendulum-v1", "--num_workers=1",
+         "--ray_address=auto", f"--logdir={logdir}"], cwd=ROOT, env=environment, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 2 and "ray_address='auto' joins a Ray cluster started on this machine" in result.stderr
+    assert "Traceback" not in result.stderr and not logdir.exists()

@@ -16,7 +16,9 @@ from helpers import ROOT, read_csv
 from two_hosts import TwoHosts, living_processes
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.ray
+# One xdist worker runs these one after another (make test's --dist loadgroup): two Ray clusters at once on a
+# small machine starve each other of CPUs.
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 
 README_ADDRESS = "10.0.0.1:6379"
 

@@ -143,6 +143,7 @@ def test_the_readme_command_line_block_runs(tmp_path):
 
 
 @pytest.mark.ray
+@pytest.mark.xdist_group("ray")
 def test_the_readme_ray_block_runs_on_a_local_cluster(tmp_path):
     ([(phrase, code, prelude)]) = _blocks_of("ray")
     start = ("import ray\nray.init(address='local', num_cpus=2, include_dashboard=False)\n"
@@ -151,6 +152,7 @@ def test_the_readme_ray_block_runs_on_a_local_cluster(tmp_path):
 
 
 @pytest.mark.ray
+@pytest.mark.xdist_group("ray")
 def test_the_readme_sweep_block_runs(tmp_path):
     [(_, code, _)] = _blocks_of("sweep")
     _run_commands(code, tmp_path)

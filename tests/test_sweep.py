@@ -11,7 +11,9 @@ import pytest
 from tfpg.sweep_plan import Trial, check_extra, launcher_command, parse_grid, parse_search, trials
 
 pytest.importorskip("ray.tune")
-pytestmark = pytest.mark.ray
+# One xdist worker runs these one after another (make test's --dist loadgroup): two Ray clusters at once on a
+# small machine starve each other of CPUs.
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -125,3 +127,4 @@ def test_an_optuna_search_runs_each_sampled_configuration_in_its_own_run_directo
     assert all(1e-4 <= rate <= 1e-2 for rate in rates) and rates[0] != rates[1]
     summary = (outdir / "summary.md").read_text()
     assert all(f"| {run.parent.name} | 1/1 |" in summary for run in runs)
+

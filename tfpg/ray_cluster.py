@@ -42,6 +42,8 @@ def check_reachable(address: str | None) -> None:
     connection attempt with a timeout answers first.
     """
     address = address or os.environ.get("RAY_ADDRESS")
+    if address == "auto":
+        address = _started_on_this_machine()
     target = _host_and_port(address) if address else None
     if target is None:
         return
@@ -53,6 +55,22 @@ def check_reachable(address: str | None) -> None:
             f"--port={target[1]}`, check the address it prints and that this machine can reach it, or leave "
             f"ray_address unset to start a local Ray instance."
         ) from None
+
+
+def _started_on_this_machine() -> str:
+    """The address of the cluster `ray start` last started on this machine, which is what "auto" joins.
+
+    Raises:
+        ConnectionError: no cluster was started here.
+    """
+    from ray._private.utils import read_ray_address  # the file `ray start --head` writes its address to
+
+    address = read_ray_address()
+    if not address:
+        raise ConnectionError("ray_address='auto' joins a Ray cluster started on this machine with `ray start "
+                              "--head`, and none was. Start one, pass the address of another (host:port), or leave "
+                              "ray_address unset to start a local Ray instance.")
+    return address
 
 
 def _not_token_notice(record: logging.LogRecord) -> bool:
