@@ -21,7 +21,8 @@ demo: $(INSTALLED)
 	$(BIN)/python -m tfpg.train --logdir=$(DEMO_LOGDIR)
 	$(BIN)/python -m tfpg.evaluate --policy=$(DEMO_LOGDIR)/policy --env=CartPole-v1 --episodes=5
 
-# Two pytest workers (the tests that start Ray clusters stay together in one of them, see tests/conftest.py).
+# Two pytest workers; the tests that start Ray clusters form one xdist group (marked in their modules), run by
+# one worker one after another while the other takes the rest. (Three workers were slower on two cores.)
 TEST_WORKERS ?= 2
 
 test: $(INSTALLED)
