@@ -91,16 +91,36 @@ def start_devices_quietly(show: bool = False) -> None:
         release()
 
 
-def _not_checkpoint_timing(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("Sharding callback duration")
+class _DropMessages(logging.Filter):
+    """Drops the records whose message starts with `prefix` (equal filters compare equal, so one is added once)."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _DropMessages) and other.prefix == self.prefix
+
+    def __hash__(self) -> int:
+        return hash(self.prefix)
+
+
+def drop_log_messages(logger_name: str, prefix: str) -> None:
+    """Drops one message of a library's Python logger: the records whose message starts with `prefix`.
+
+    The logger's level and every other record are left as the program set them.
+    """
+    logger = logging.getLogger(logger_name)
+    if _DropMessages(prefix) not in logger.filters:
+        logger.addFilter(_DropMessages(prefix))
 
 
 def hide_checkpoint_timing() -> None:
     """Drops the INFO line TensorFlow's checkpoint saver logs on every save ("Sharding callback duration").
 
-    It goes through absl's logger, which a program under `absl.app.run` shows at INFO. Only that message
-    is dropped; the logger's level and every other record are left as the program set them.
+    It goes through absl's logger, which a program under `absl.app.run` shows at INFO.
     """
-    absl_logger = logging.getLogger("absl")
-    if _not_checkpoint_timing not in absl_logger.filters:
-        absl_logger.addFilter(_not_checkpoint_timing)
+    drop_log_messages("absl", "Sharding callback duration")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 
+from tfpg.native_output import drop_log_messages
 from tfpg.ray_watchdog import start_watchdog
 
 PROBE_SECONDS = 10.0
@@ -73,16 +73,11 @@ def _started_on_this_machine() -> str:
     return address
 
 
-def _not_token_notice(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("Token authentication is enabled for this Ray cluster")
-
-
 def _spare_token_notice() -> None:
     """Drops the warning Ray logs on every start of a local instance that it turned token authentication on
     (it does so by default; the cluster is as secure with the warning as without)."""
-    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
-    if _not_token_notice not in logger.filters:
-        logger.addFilter(_not_token_notice)
+    drop_log_messages("ray._private.authentication.authentication_token_setup",
+                      "Token authentication is enabled for this Ray cluster")
 
 
 def connect(address: str | None) -> bool:
