@@ -182,6 +182,17 @@ def action_size(description: dict) -> int:
     return int(np.prod(description["shape"]))
 
 
+def head_classes(description: dict) -> list[int]:
+    """The number of classes of each entry of a discrete action description's flat actions."""
+    if description["type"] == "Discrete":
+        return [int(description["n"])]
+    if description["type"] == "MultiDiscrete":
+        return [int(n) for n in description["nvec"]]
+    if description["type"] == "MultiBinary":
+        return [2] * action_size(description)
+    raise ValueError(f"{description['type']} actions have no classes.")
+
+
 class ActionAdapter:
     """Maps batches of flat policy actions `[B, A]` to env-ready actions.
 
@@ -202,9 +213,7 @@ class ActionAdapter:
             self.dtype = np.dtype(description["dtype"])
         else:
             self.start = np.asarray(description.get("start", 0), np.int64)
-            self.classes = {"Discrete": lambda: np.int64(description["n"]),
-                            "MultiDiscrete": lambda: np.asarray(description["nvec"], np.int64).reshape(-1),
-                            "MultiBinary": lambda: np.int64(2)}[self.kind]()
+            self.classes = np.asarray(head_classes(description), np.int64)
 
     def invalid_rows(self, actions: np.ndarray) -> np.ndarray | None:
         """None if every row of flat policy actions `[B, A]` is an action of the space, else `[B]`, True where a

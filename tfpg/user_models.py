@@ -18,7 +18,7 @@ import tensorflow_probability as tfp
 
 from tfpg.normalization import RunningNormalization
 from tfpg.networks import ObservationEncoder, action_dtype
-from tfpg.space_descriptions import action_size
+from tfpg.space_descriptions import action_size, head_classes
 
 tfd = tfp.distributions
 
@@ -156,8 +156,7 @@ def _check_discrete_support(distribution: tfd.Distribution, action: dict) -> Non
     With at most `_ENUMERATED_ACTIONS` joint actions, the probabilities of all valid flat actions must sum to
     1 for each row; beyond that, each head's last class must have a finite log-probability.
     """
-    classes = {"Discrete": lambda: [action["n"]], "MultiDiscrete": lambda: list(action["nvec"]),
-               "MultiBinary": lambda: [2] * action_size(action)}[action["type"]]()
+    classes = head_classes(action)
     dtype = tf.as_dtype(distribution.dtype)
     space = f"{action['type']} {classes if action['type'] != 'Discrete' else action['n']}"
     try:
