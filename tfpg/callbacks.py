@@ -66,7 +66,7 @@ class ProgressBar(Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         values = [(k, logs[k]) for k in self.metrics if k in logs and _is_number(logs[k])]
-        done = self.start_steps + min(int(logs.get("total_steps", 0)) - self.start_steps, self.params["steps"])
+        done = min(int(logs.get("total_steps", 0)), self.start_steps + self.params["steps"])
         if self.progbar is not None:
             self.progbar.update(done, values=values, finalize=False)
             return
