@@ -16,7 +16,7 @@ def _part(copies, offset, episodes, restarted=None):
         last_observations={"x": grid[-1][..., None], "y": -grid[-1]},
         episode_returns=[r for _, r in episodes], episode_lengths=[int(r) for _, r in episodes], seconds=offset,
         valid=np.ones((steps, copies), bool), skipped=int(offset), episode_steps=[t for t, _ in episodes],
-        restarted=restarted)
+        restarted=restarted, episode_starts=grid % 3 == 0)
 
 
 def test_parts_join_along_the_copy_axis_and_episodes_in_step_then_copy_order():
@@ -31,6 +31,8 @@ def test_parts_join_along_the_copy_axis_and_episodes_in_step_then_copy_order():
     assert merged.episode_lengths == [1, 3, 4, 2]
     assert merged.seconds == 100.0 and merged.skipped == 100
     np.testing.assert_array_equal(merged.restarted, [False, False, True])
+    np.testing.assert_array_equal(merged.episode_starts,
+                                  np.concatenate([first.episode_starts, second.episode_starts], axis=1))
     assert merge_transitions([first, _part(1, 50.0, [])]).restarted is None
 
 

@@ -131,7 +131,7 @@ def test_an_evaluation_past_its_time_limit_keeps_the_finished_episodes_and_the_l
     from tfpg.episodes import play_episodes
     from tfpg.errors import EvaluationTimeout
 
-    def slow(observation):
+    def slow(observation, episode_start):
         time.sleep(0.02)
         return 0
 

@@ -9,7 +9,8 @@ split between processes: K workers of M copies act exactly as one vector env of
 K×M copies. Other policies act through one compiled TensorFlow call per vector
 step, seeded per step from the stream of the first copy they step; their
 batches are reproducible for a given split, and the same in distribution for
-any split.
+any split. A recurrent policy acts the same way and keeps each copy's state
+between steps and batches, zeroed at every episode start.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from tfpg.errors import EnvError
 from tfpg.native_output import held_back
 from tfpg.numpy_policy import NumpyPolicy, mirrors
 from tfpg.observations import ObservationSpec
+from tfpg.recurrent import sequence_input
+from tfpg.sequences import input_signature
 
 
 def copy_stream(seed: np.ndarray, copy: int) -> np.random.Generator:
@@ -39,21 +42,37 @@ class ActingPolicy:
         policy: the acting `keras.Model` (observations → `tfd.Distribution`).
         observation: its observation space description.
         action: its action space description.
+        state_size: S, the width of a recurrent policy's state (`tfpg.recurrent`); None for a feed-forward one.
     """
 
-    def __init__(self, policy: keras.Model, observation: dict, action: dict):
+    def __init__(self, policy: keras.Model, observation: dict, action: dict, state_size: int | None = None):
         self.policy = policy
         self.observation_spec = ObservationSpec(observation)
+        self.state_size = state_size
+        self.states: np.ndarray | None = None  # a recurrent policy's state of each env copy it steps, [N, S]
         self.mirror = NumpyPolicy(policy, observation, action) if mirrors(policy) else None
-        self._sample = compiled(
-            self._sample_tensorflow,
-            input_signature=[self.observation_spec.tensor_specs(), tf.TensorSpec([2], tf.int32)],
-        ).get_concrete_function()
+        example = self.observation_spec.example_batch(1)
+        if state_size is None:
+            self._sample = compiled(
+                self._sample_tensorflow,
+                input_signature=[self.observation_spec.tensor_specs(), tf.TensorSpec([2], tf.int32)],
+            ).get_concrete_function()
+        else:
+            self._sample = compiled(
+                self._sample_recurrent,
+                input_signature=[input_signature(self.observation_spec, {"policy": state_size}),
+                                 tf.TensorSpec([2], tf.int32)],
+            ).get_concrete_function()
+            example = sequence_input(example, tf.ones([1]), {"policy": tf.zeros([1, state_size])})
         with held_back():  # the first run optimises the graph, when oneDNN prints its notices (tfpg.native_output)
-            self._sample(self.observation_spec.example_batch(1), tf.constant([0, 0], tf.int32))
+            self._sample(example, tf.constant([0, 0], tf.int32))
 
     def _sample_tensorflow(self, observations, seed):
         return self.policy(observations).sample(seed=seed)
+
+    def _sample_recurrent(self, inputs, seed):
+        features, _, final = self.policy.torso_and_state(inputs)
+        return self.policy.head(features).sample(seed=seed), final
 
     def weights(self) -> list[np.ndarray]:
         """The policy's weights, observation statistics included (`keras.Model.get_weights`)."""
@@ -63,26 +82,31 @@ class ActingPolicy:
         """Sets the weights of a policy built from the same description (see `weights`)."""
         self.policy.set_weights(weights)
 
-    def sampler(self, seed: np.ndarray, steps: int, copies: range) -> Callable[[np.ndarray], np.ndarray]:
-        """A function for `steps` calls, mapping the observations of `copies` to flat sampled actions `[N, A]`.
+    def sampler(self, seed: np.ndarray, steps: int, copies: range) -> Callable[..., np.ndarray]:
+        """A function for `steps` calls, mapping the observations of `copies` (and, for a recurrent policy,
+        which of them start an episode, `[N]` bools) to flat sampled actions `[N, A]`.
 
         Args:
             seed: the batch's seed (unsigned ints).
             steps: T, the number of vector steps the function serves.
             copies: the global indices of the env copies whose rows it receives, in order.
         """
-        act = self._mirror_sampler(seed, steps, copies) if self.mirror is not None \
-            else self._tensorflow_sampler(seed, steps, copies)
+        if self.state_size is not None:
+            act = self._recurrent_sampler(seed, steps, copies)
+        elif self.mirror is not None:
+            act = self._mirror_sampler(seed, steps, copies)
+        else:
+            act = self._tensorflow_sampler(seed, steps, copies)
         discrete = [(index, leaf) for index, leaf in enumerate(self.observation_spec.leaves)
                     if leaf.description["type"] == "Discrete"]
         if not discrete:
             return act
 
-        def checked(observations):
+        def checked(observations, *episode_starts):
             flat = self.observation_spec.flatten(observations)
             for index, leaf in discrete:
                 _check_in_space(flat[index], leaf, copies)
-            return act(observations)
+            return act(observations, *episode_starts)
 
         return checked
 
@@ -91,7 +115,7 @@ class ActingPolicy:
         noise = np.stack([self.mirror.draw_noise(copy_stream(seed, copy), steps) for copy in copies], axis=1)
         steps_noise = iter(noise)
         mirror = self.mirror
-        return lambda observations: mirror.sample(observations, next(steps_noise))
+        return lambda observations, episode_starts=None: mirror.sample(observations, next(steps_noise))
 
     def _tensorflow_sampler(self, seed: np.ndarray, steps: int, copies: range) -> Callable[[np.ndarray], np.ndarray]:
         seeds = iter(copy_stream(seed, copies.start).integers(0, 2**31 - 1, size=(steps, 2), dtype=np.int32))
@@ -99,7 +123,23 @@ class ActingPolicy:
         sample = self._sample
         # One compiled call per vector step for all copies; the concrete function skips tf.function's
         # argument binding.
-        return lambda observations: sample(model_input(observations), tf.constant(next(seeds))).numpy()
+        return lambda observations, episode_starts=None: sample(model_input(observations),
+                                                                tf.constant(next(seeds))).numpy()
+
+    def _recurrent_sampler(self, seed: np.ndarray, steps: int, copies: range) -> Callable[..., np.ndarray]:
+        seeds = iter(copy_stream(seed, copies.start).integers(0, 2**31 - 1, size=(steps, 2), dtype=np.int32))
+        if self.states is None or len(self.states) != len(copies):
+            self.states = np.zeros((len(copies), self.state_size), np.float32)  # every copy starts an episode
+
+        def act(observations, episode_starts):
+            inputs = sequence_input(self.observation_spec.model_input(observations),
+                                    tf.constant(np.asarray(episode_starts, np.float32)),
+                                    {"policy": tf.constant(self.states)})
+            actions, states = self._sample(inputs, tf.constant(next(seeds)))
+            self.states = states.numpy()
+            return actions.numpy()
+
+        return act
 
 
 def _check_in_space(values: np.ndarray, leaf, copies: range) -> None:

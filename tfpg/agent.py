@@ -33,16 +33,19 @@ from tfpg.episode_window import EpisodeWindow
 from tfpg.envs import EnvLike
 from tfpg.errors import EnvError
 from tfpg.episodes import play_episodes
-from tfpg.inference import checked_observations, episode_summary, evaluation_env
+from tfpg.inference import checked_observations, checked_state, episode_summary, evaluation_env
 from tfpg.model_building import ModelBuilder, shares_torso, snapshot
 from tfpg.native_output import start_devices_quietly
 from tfpg.network_factories import NetworkSpec
 from tfpg.networks import action_dtype
 from tfpg.normalization import observation_normalizer
-from tfpg.observations import ObservationSpec
+from tfpg.observations import ObservationSpec, batch_size
 from tfpg.reward_scaling import RewardScaler
 from tfpg.returns import generalized_advantages
+from tfpg.recurrent import sequence_input
 from tfpg.rollout_sources import ANY, RolloutSources
+from tfpg.sequence_models import SequenceModels
+from tfpg.sequences import input_signature
 from tfpg.space_descriptions import ActionAdapter, check_same_spaces, describe_action_space, \
     describe_observation_space
 from tfpg.transitions import Rollout
@@ -128,13 +131,17 @@ class OnPolicyAgent:
         self.policy = self._model_builder.policy()
         self.value_model = self._model_builder.value(self.policy)
         self._shares_torso = shares_torso(self.policy, self.value_model)
+        # a recurrent agent's state widths by model role ({} for feed-forward networks): see tfpg.recurrent
+        self.state_sizes = dict(self._model_builder.state_sizes)
+        self._sequences = SequenceModels(self.policy, self.value_model, self._shares_torso) \
+            if self.state_sizes else None
         self.observation_spec = ObservationSpec(observation)
         # the shape of one observation (a nest of shapes for Dict and Tuple spaces)
         self.observation_shape = self.observation_spec.map(lambda leaf: leaf.shape)
         self._action_dtype = action_dtype(action)
         self._action_size = 1 if action["type"] == "Discrete" else int(np.prod(action["shape"]))
         self._action_adapter = ActionAdapter(action)
-        self._acting = ActingPolicy(self.policy, observation, action)
+        self._acting = ActingPolicy(self.policy, observation, action, self.state_sizes.get("policy"))
         self.rng = tf.random.Generator.from_seed(self.seed)
         self._identity = uuid.uuid4().hex  # marks the rollouts this agent collects
         # predict's sampled actions draw from a stream of their own, so that calling predict between fit calls
@@ -159,16 +166,20 @@ class OnPolicyAgent:
         )
         self._checkpoint = tf.train.Checkpoint(**self._checkpoint_children)
         observation_spec = self.observation_spec.tensor_specs()
+        model_input_spec = input_signature(self.observation_spec, self.state_sizes)
         action_spec = tf.TensorSpec((None, self._action_size), self._action_dtype)
-        self._sample_fn = compiled(self._sample, input_signature=[observation_spec])
-        self._mode_fn = compiled(self._mode, input_signature=[observation_spec])
-        self._value_fn = compiled(self.value_model.__call__, input_signature=[observation_spec])
-        self._evaluate_fn = compiled(self._log_probs_and_values,
-                                        input_signature=[observation_spec, action_spec])
+        # acting reads only the policy's state
+        policy_input_spec = input_signature(self.observation_spec, {"policy": self.state_sizes["policy"]}) \
+            if self.state_sizes else model_input_spec
+        self._sample_fn = compiled(self._sample, input_signature=[policy_input_spec])
+        self._mode_fn = compiled(self._mode, input_signature=[policy_input_spec])
+        self._value_fn = compiled(self.value_model.__call__, input_signature=[model_input_spec])
+        self._evaluate_fn = compiled(self._sequences.log_probs_and_values if self._sequences is not None
+                                     else self._log_probs_and_values, input_signature=[model_input_spec, action_spec])
         self._normalize_fn = compiled(self._update_observation_statistics,
                                          input_signature=[observation_spec])
         batch_spec = {
-            "observations": observation_spec,
+            "observations": model_input_spec,
             "actions": action_spec,
             **{k: tf.TensorSpec((None,), tf.float32) for k in BATCH_FIELDS[2:]},
         }
@@ -179,7 +190,7 @@ class OnPolicyAgent:
         self._batches = BatchCollector(self.observation_spec, self._action_dtype, self._acting, self._normalize_fn,
                                        self._evaluate_fn, self._value_fn,
                                        self.reward_scaler if config.scale_rewards else None,
-                                       self._estimate_advantages)
+                                       self._estimate_advantages, self.state_sizes)
         self.built = True
 
     def _build_for_spaces(self, observation_space, action_space) -> dict:
@@ -317,7 +328,8 @@ class OnPolicyAgent:
                              "this agent (agent.collect(env, steps)).")
         check_rollout_shapes(rollout, self.observation_spec, self._action_size)
         batch, tensors = batch_tensors(rollout, self.observation_spec, self._action_dtype,
-                                       self.config.normalize_advantages, self._recomputes_advantages())
+                                       self.config.normalize_advantages, self._recomputes_advantages(),
+                                       self._sequence_length(rollout))
         steps_before = self.total_steps - rollout.num_steps
         if is_annealed(self.config):  # a constant rate is never written, so a restored optimizer keeps its own
             self._apply_learning_rate(steps_before)
@@ -331,6 +343,27 @@ class OnPolicyAgent:
         used = batch["mask"] > 0
         metrics["explained_variance"] = explained_variance(batch["values"][used], batch["returns"][used])
         return metrics
+
+    def _sequence_length(self, rollout: Rollout) -> int | None:
+        """The steps of the sequences a recurrent agent trains this rollout on (None for a feed-forward agent).
+
+        Raises:
+            ValueError: the rollout has no recurrent states, or `sequence_length` does not divide its steps.
+        """
+        if not self.state_sizes:
+            return None
+        steps = rollout.rewards.shape[0]
+        if rollout.states is None or set(rollout.states) != set(self.state_sizes):
+            raise ValueError("This agent's policy is recurrent, but the rollout holds no recurrent states of its "
+                             "models; collect the batch with this agent (agent.collect(env, steps)).")
+        length = self.config.sequence_length
+        if not 0 < length < steps:
+            return steps
+        if steps % length:
+            raise ValueError(f"The rollout has {steps} steps per env copy, which sequence_length={length} does not "
+                             f"divide; collect rollout_steps={self.config.rollout_steps} steps per copy, or set a "
+                             f"sequence_length that divides {steps}.")
+        return length
 
     def _training_state(self) -> list:
         """Every variable an update may write: networks, optimizer slots and counters, algorithm state."""
@@ -364,12 +397,18 @@ class OnPolicyAgent:
             optimizer.learning_rate.assign(learning_rate_at(self.config, steps, self._step_target))
 
     # ------------------------------------------------------------- compiled parts
-    def _sample(self, observations):
+    def _sample(self, inputs):
         seed = tf.cast(self._predict_rng.make_seeds(1)[:, 0], tf.int32)
-        return self.policy(observations).sample(seed=seed)
+        if self._sequences is not None:
+            distribution, state = self._sequences.step(inputs)
+            return distribution.sample(seed=seed), state
+        return self.policy(inputs).sample(seed=seed)
 
-    def _mode(self, observations):
-        return self.policy(observations).mode()
+    def _mode(self, inputs):
+        if self._sequences is not None:
+            distribution, state = self._sequences.step(inputs)
+            return distribution.mode(), state
+        return self.policy(inputs).mode()
 
     def _log_probs_and_values(self, observations, actions):
         distribution, values = self._policy_and_values(observations)
@@ -388,22 +427,38 @@ class OnPolicyAgent:
         return tf.constant(0)
 
     # ---------------------------------------------------------------- acting
-    def predict(self, observations: Any, deterministic: bool = True) -> np.ndarray:
+    def predict(self, observations: Any, deterministic: bool = True, state: Any = None,
+                episode_start: Any = None):
         """Env-ready actions for one observation or a batch.
 
         Args:
             observations: one observation (the space's shape) or a batch of them.
             deterministic: take the distribution's mode instead of sampling.
+            state: recurrent policies only: the state `predict` returned for the same rows at the previous
+                step, `[batch, S]` (a batch of 1 for one observation); None starts every row's episode.
+            episode_start: recurrent policies only: whether each observation is the first of its episode
+                (one bool, or one per row), so that its state is zeroed first; default: True for every row
+                without a state, False with one.
 
         Returns:
-            NumPy actions (one, or a batch), clipped to Box bounds.
+            NumPy actions (one, or a batch), clipped to Box bounds; for a recurrent policy
+            `(actions, state)`, the state to pass with the next observations.
         """
         if not self.built:
             raise ValueError("The agent is not built: call fit, collect or build first, or tfpg.load.")
         batch, single = checked_observations(self.observation_spec, observations)
         act = self._mode_fn if deterministic else self._sample_fn
-        actions = self._action_adapter(act(self.observation_spec.model_input(batch)).numpy())
-        return actions[0] if single else actions
+        inputs = self.observation_spec.model_input(batch)
+        if not self.state_sizes:
+            if state is not None or episode_start is not None:
+                raise ValueError("state and episode_start are for recurrent policies; this agent's policy is "
+                                 "feed-forward (recurrent='none'): call predict(observations).")
+            actions = self._action_adapter(act(inputs).numpy())
+            return actions[0] if single else actions
+        state, starts = checked_state(state, episode_start, batch_size(batch), self.state_sizes["policy"])
+        flat, new_state = act(sequence_input(inputs, tf.constant(starts), {"policy": tf.constant(state)}))
+        actions = self._action_adapter(flat.numpy())
+        return (actions[0] if single else actions), new_state.numpy()
 
     def evaluate(self, env: EnvLike, episodes: int = 10, deterministic: bool = True,
                  video_dir: str | None = None, max_seconds: float | None = None) -> dict:
@@ -425,9 +480,22 @@ class OnPolicyAgent:
         episodes = positive_int("episodes", episodes)
         with evaluation_env(env, video_dir, f"{self.name}-evaluation") as (single, videos):
             self.build(single.observation_space, single.action_space)
-            returns, lengths = play_episodes(single, lambda observation: self.predict(observation, deterministic),
-                                             episodes, self.seed + 10_000, max_seconds)
+            returns, lengths = play_episodes(single, self._episode_actor(deterministic), episodes,
+                                             self.seed + 10_000, max_seconds)
         return episode_summary(returns, lengths, videos if video_dir is not None else None)
+
+    def _episode_actor(self, deterministic: bool):
+        """`act(observation, episode_start) -> action` for `play_episodes`, carrying a recurrent policy's state."""
+        if not self.state_sizes:
+            return lambda observation, episode_start: self.predict(observation, deterministic)
+        state = None
+
+        def act(observation, episode_start):
+            nonlocal state
+            action, state = self.predict(observation, deterministic, None if episode_start else state)
+            return action
+
+        return act
 
     # --------------------------------------------------------------- properties
     @property
@@ -487,6 +555,10 @@ class OnPolicyAgent:
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}.")
         workers = requested_workers(num_workers, envs_per_worker, ray_address, num_envs)
+        if workers is not None and self.config.recurrent != "none":
+            raise ValueError(f"recurrent={self.config.recurrent!r}: recurrent policies collect in this process; Ray "
+                             f"workers do not carry their state yet. Use num_envs for env copies instead of "
+                             f"num_workers.")
         collector = self._rollout_source(env, num_envs, asynchronous, workers, vector_env)
         history = keras.callbacks.History()
         extra = [history] + ([ProgressBar()] if verbose else [])

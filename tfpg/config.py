@@ -148,6 +148,14 @@ class AgentConfig:
     learning_rate_decay_steps: int = hparam(
         0, "Anneal the learning rate linearly to 0 over this many total env steps, whatever the schedule "
         "(0: as the schedule says).", low=0)
+    recurrent: str = hparam("none", "A recurrent layer between the encoder and the hidden layers, its state reset at "
+                                    "every episode start (none: a feed-forward network).",
+                            choices=("none", "lstm", "gru"))
+    recurrent_units: int = hparam(64, "Width of the recurrent layer's output and of each of its state vectors.",
+                                  low=1)
+    sequence_length: int = hparam(
+        0, "Recurrent policies train on sequences of this many steps of one env copy, each from the state it was "
+        "collected with (0: the whole rollout of each copy); must divide rollout_steps.", low=0)
     non_finite_env_data: str = hparam(
         "raise", "NaN/Inf observations or rewards from the env: stop with an error, or skip the step (it is "
         "left out of the update, its copy reset) and count it.", choices=("raise", "skip"))
@@ -159,6 +167,19 @@ class AgentConfig:
         """Checks every field; raises `ValueError` naming the field, the value and what is allowed."""
         for field in dataclasses.fields(self):
             setattr(self, field.name, _check_value(field, getattr(self, field.name)))
+        if self.recurrent != "none" and self.rollout_steps % self.steps_per_sequence:
+            raise ValueError(
+                f"sequence_length={self.sequence_length} does not divide rollout_steps={self.rollout_steps}: a "
+                f"recurrent policy trains on whole sequences of each copy's rollout. Choose a sequence_length that "
+                f"divides rollout_steps (or 0: the whole rollout).")
+
+    @property
+    def steps_per_sequence(self) -> int:
+        """L: the steps of the sequences a recurrent policy trains on (`sequence_length`, or `rollout_steps`
+        where that is 0 or larger)."""
+        if 0 < self.sequence_length < self.rollout_steps:
+            return self.sequence_length
+        return self.rollout_steps
 
     def to_dict(self) -> dict:
         """The fields as a JSON-able dict."""

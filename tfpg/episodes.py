@@ -11,9 +11,10 @@ from tfpg.envs import episode_step_limit, unending_episode_error
 from tfpg.errors import EvaluationTimeout
 
 
-def play_episodes(env: gym.Env, act: Callable[[Any], Any], episodes: int,
+def play_episodes(env: gym.Env, act: Callable[[Any, bool], Any], episodes: int,
                   first_seed: int, max_seconds: float | None = None) -> tuple[list[float], list[int]]:
-    """Plays `episodes` episodes of `env`, acting with `act(observation) -> action`.
+    """Plays `episodes` episodes of `env`, acting with `act(observation, episode_start) -> action`
+    (`episode_start`: whether the observation is the first of its episode).
 
     Episode k starts from `env.reset(seed=first_seed + k)`; its return is the
     undiscounted sum of its rewards.
@@ -38,13 +39,14 @@ def play_episodes(env: gym.Env, act: Callable[[Any], Any], episodes: int,
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     for episode in range(episodes):
         observation, _ = env.reset(seed=first_seed + episode)
-        total, length, done = 0.0, 0, False
+        total, length, done, start = 0.0, 0, False, True
         while not done:
             if limit is not None and length >= limit:
                 raise unending_episode_error(limit)
             if deadline is not None and time.monotonic() > deadline:
                 raise EvaluationTimeout(returns, lengths, episode, length, max_seconds)
-            observation, reward, terminated, truncated, _ = env.step(act(observation))
+            observation, reward, terminated, truncated, _ = env.step(act(observation, start))
+            start = False
             total += float(reward)
             length += 1
             done = terminated or truncated

@@ -53,7 +53,7 @@ def run_episodes(policy, env, episodes: int, seed: int, sample: bool = False) ->
         return {name: tf.constant(np.asarray(value)[None], dtype=inputs[name].dtype)
                 for name, value in zip(names, observation_spec.flatten(observation))}
 
-    def act(observation):
+    def act(observation, episode_start):
         return function(**batch_of_one(observation))["actions"].numpy()[0]
 
     returns, _ = play_episodes(env, act, episodes, seed)

@@ -39,6 +39,39 @@ def checked_observations(spec: ObservationSpec, observations: Any) -> tuple[Any,
     return tf.nest.pack_sequence_as(spec.structure, [array for array, _ in checked]), single
 
 
+def checked_state(state: Any, episode_start: Any, rows: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A recurrent policy's `(state [rows, size], episode starts [rows])` for `predict`, as float32.
+
+    With no state, every row starts an episode from zeros; with a state and no `episode_start`, no row does.
+
+    Raises:
+        ValueError: the state or the episode starts do not fit the batch, or the state is not finite.
+    """
+    if state is None:
+        state = np.zeros((rows, size), np.float32)
+        starts = np.ones(rows, np.float32) if episode_start is None else episode_start
+    else:
+        starts = np.zeros(rows, np.float32) if episode_start is None else episode_start
+        try:
+            state = np.asarray(state, np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"state must be the array predict returned, [batch, {size}] floats; got "
+                             f"{type(state).__name__}.") from None
+        if state.shape != (rows, size):
+            raise ValueError(f"state has shape {state.shape}, but this policy's state for {rows} observation(s) is "
+                             f"({rows}, {size}): pass the state predict returned for the same rows (or None to "
+                             f"start new episodes).")
+        if not np.isfinite(state).all():
+            raise ValueError("state holds NaN or infinite values; pass the state predict returned.")
+    starts = np.asarray(starts)
+    if starts.ndim == 0:
+        starts = np.full(rows, starts)
+    if starts.shape != (rows,) or not (starts.dtype == bool or np.isin(starts, (0, 1)).all()):
+        raise ValueError(f"episode_start must be a bool, or {rows} bools (one per observation), got "
+                         f"{np.asarray(episode_start).tolist()!r}.")
+    return state, starts.astype(np.float32)
+
+
 @contextlib.contextmanager
 def evaluation_env(env: EnvLike, video_dir: str | None, prefix: str) -> Iterator[tuple[gym.Env, list[str]]]:
     """The single env an evaluation plays, and the list the recorded videos' paths are added to on exit.

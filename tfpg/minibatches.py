@@ -6,11 +6,13 @@ from typing import Callable
 
 import tensorflow as tf
 
+from tfpg.sequences import count_sequences, gather_sequences
+
 
 def minibatch_epochs(batch: dict, epochs: int, minibatch_size: int, rng: tf.random.Generator,
                      train_step: Callable[[dict], tf.Tensor], metric_count: int,
                      stop_after_epoch: Callable[[tf.Tensor], tf.Tensor] | None = None,
-                     before_epoch: Callable[[dict], dict] | None = None):
+                     before_epoch: Callable[[dict], dict] | None = None, sequences: bool = False):
     """Runs `train_step` on shuffled minibatches for up to `epochs` passes over `batch`.
 
     Each epoch draws a fresh permutation from `rng` (so shuffling is part of the
@@ -28,12 +30,20 @@ def minibatch_epochs(batch: dict, epochs: int, minibatch_size: int, rng: tf.rand
         stop_after_epoch: the epoch's mean metrics ↦ bool tensor; True ends the loop.
         before_epoch: `batch` ↦ the batch an epoch's minibatches are drawn from, called at the start
             of every epoch (to refresh fields that depend on the parameters trained so far).
+        sequences: the batch holds a recurrent model's `tfpg.recurrent.sequence_input`: minibatches are
+            whole sequences (`tfpg.sequences`), max(1, ⌊m / L⌋) of the batch's C sequences of L steps,
+            never single rows.
 
     Returns:
         `(mean_metrics, epochs_run)`: metrics averaged over every step taken.
     """
-    size = tf.shape(tf.nest.flatten(batch)[0])[0]
-    minibatch = tf.minimum(minibatch_size, size)
+    rows = tf.shape(tf.nest.flatten(batch)[0])[0]
+    if sequences:
+        size = count_sequences(batch)
+        minibatch = tf.minimum(tf.maximum(1, minibatch_size // (rows // size)), size)
+    else:
+        size = rows
+        minibatch = tf.minimum(minibatch_size, size)
     count = size // minibatch
     total = tf.zeros([metric_count])
     steps = tf.constant(0.0)
@@ -43,8 +53,12 @@ def minibatch_epochs(batch: dict, epochs: int, minibatch_size: int, rng: tf.rand
         order = tf.argsort(rng.uniform([size]))
         epoch_total = tf.zeros([metric_count])
         for index in tf.range(count):
-            rows = order[index * minibatch:(index + 1) * minibatch]
-            epoch_total += train_step(tf.nest.map_structure(lambda value: tf.gather(value, rows), epoch_batch))
+            chosen = order[index * minibatch:(index + 1) * minibatch]
+            if sequences:
+                sample = gather_sequences(epoch_batch, chosen, size)
+            else:
+                sample = tf.nest.map_structure(lambda value: tf.gather(value, chosen), epoch_batch)
+            epoch_total += train_step(sample)
         total += epoch_total
         steps += tf.cast(count, tf.float32)
         epochs_run += 1

@@ -9,6 +9,7 @@ algorithms that keep one.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from tfpg.config import AgentConfig
 from tfpg.image_encoder import image_encoder, is_image
@@ -17,6 +18,7 @@ from tfpg.observations import ObservationSpec, is_nested
 from tfpg.network_factories import NetworkSpec
 from tfpg.networks import ObservationEncoder, PolicyNetwork, ValueNetwork
 from tfpg.normalization import RunningNormalization
+from tfpg.recurrent import RecurrentCore, sequence_input
 from tfpg.space_descriptions import space_from_description
 from tfpg.user_models import CHECK_BATCH, UserPolicy, UserValue, check_encoder, check_inference_layers, \
     check_policy, check_value
@@ -45,8 +47,25 @@ class ModelBuilder:
             raise ValueError("shared_network=True shares tfpg's torso between its policy and value heads; with "
                              "policy= or value= models, set shared_network=False (a shared trunk can live inside "
                              "an encoder= instead).")
+        if config.recurrent != "none" and (spec.policy is not None or spec.value is not None):
+            raise ValueError(f"recurrent={config.recurrent!r} puts tfpg's recurrent layer into tfpg's own policy and "
+                             f"value networks; with policy= or value= models, leave recurrent='none' (an encoder= "
+                             f"works with the recurrent layer: it runs before it).")
         self._made: list = []
-        self.check_observations = ObservationSpec(observation).example_batch(CHECK_BATCH)
+        self.example_observations = ObservationSpec(observation).example_batch(CHECK_BATCH)
+        self.check_observations = self.example_observations  # what the models are called with once, to build them
+        self.state_sizes = {}
+        if config.recurrent != "none":
+            size = RecurrentCore(config.recurrent, config.recurrent_units).state_size
+            self.state_sizes = {"policy": size} if config.shared_network else {"policy": size, "value": size}
+            self.check_observations = sequence_input(
+                self.example_observations, tf.ones([CHECK_BATCH]),
+                {role: tf.zeros([CHECK_BATCH, size]) for role, size in self.state_sizes.items()})
+
+    def _recurrent(self) -> RecurrentCore | None:
+        if self.config.recurrent == "none":
+            return None
+        return RecurrentCore(self.config.recurrent, self.config.recurrent_units, name="recurrent")
 
     def _new(self, role: str, factory, *arguments):
         name = getattr(factory, "__name__", repr(factory))
@@ -77,7 +96,7 @@ class ModelBuilder:
         if factory is None:
             return None
         encoder = self._new("encoder", factory, self.observation_space)
-        preprocessed = ObservationEncoder(self.observation, self.normalizer, flatten=False)(self.check_observations)
+        preprocessed = ObservationEncoder(self.observation, self.normalizer, flatten=False)(self.example_observations)
         check_encoder(encoder, preprocessed)
         check_inference_layers(encoder, "encoder")
         return encoder
@@ -93,7 +112,8 @@ class ModelBuilder:
             check_inference_layers(model.model, "policy model")
             return model
         model = PolicyNetwork(self.observation, self.action, config.hidden_sizes, config.activation,
-                              self.normalizer, config.initial_log_std, encoder=self._encoder(), name=name)
+                              self.normalizer, config.initial_log_std, encoder=self._encoder(),
+                              recurrent=self._recurrent(), name=name)
         model(self.check_observations)
         return model
 
@@ -110,7 +130,9 @@ class ModelBuilder:
         shared = config.shared_network and isinstance(policy, PolicyNetwork)
         model = ValueNetwork(self.observation, config.hidden_sizes, config.activation, self.normalizer,
                              policy.hidden if shared else None,
-                             encoder=policy.features if shared else self._encoder(), name="value_model")
+                             encoder=policy.features if shared else self._encoder(),
+                             recurrent=policy.recurrent if shared else self._recurrent(),
+                             state_key="policy" if shared else "value", name="value_model")
         model(self.check_observations)
         return model
 
@@ -135,7 +157,7 @@ def shares_torso(policy: keras.Model, value_model: keras.Model) -> bool:
     """Whether the value model is tfpg's value head on the policy's own encoder and hidden layers (`shared_network`),
     so one forward pass of the torso serves both."""
     return isinstance(policy, PolicyNetwork) and isinstance(value_model, ValueNetwork) \
-        and value_model.features is policy.features and len(value_model.hidden) == len(policy.hidden) \
+        and value_model.features is policy.features and value_model.recurrent is policy.recurrent and len(value_model.hidden) == len(policy.hidden) \
         and all(a is b for a, b in zip(value_model.hidden, policy.hidden))
 
 

@@ -17,6 +17,7 @@ import tensorflow_probability as tfp
 from tfpg.image_encoder import is_image
 from tfpg.normalization import RunningNormalization
 from tfpg.observations import ObservationSpec, is_nested
+from tfpg.recurrent import EPISODE_STARTS, OBSERVATIONS, STATES, RecurrentCore
 from tfpg.space_descriptions import action_size, flat_size
 
 tfd = tfp.distributions
@@ -87,6 +88,37 @@ def encoded_features(preprocessor: ObservationEncoder, encoder: keras.layers.Lay
         return features
     features = encoder(features)
     return tf.reshape(features, [tf.shape(features)[0], -1])
+
+
+class Torso:
+    """The layers from the observations to the features a head reads: preprocessing, the encoder (if any),
+    the recurrent layer (if any) and the hidden layers, shared by tfpg's policy and value networks.
+
+    A recurrent torso takes a `tfpg.recurrent.sequence_input` and reads the state stored under its model's
+    role (`state_key`)."""
+
+    encoder: ObservationEncoder
+    features: keras.layers.Layer | None
+    recurrent: RecurrentCore | None
+    hidden: list
+    state_key: str
+
+    def torso_and_state(self, inputs) -> tuple[tf.Tensor, tf.Tensor | None, tf.Tensor | None]:
+        """`(features [batch, units], states, final)`: the hidden layers' output and, for a recurrent torso,
+        the state each step received `[batch, S]` and the state after the last step `[N, S]` (None otherwise)."""
+        states = final = None
+        if self.recurrent is None:
+            features = encoded_features(self.encoder, self.features, inputs)
+        else:
+            features = encoded_features(self.encoder, self.features, inputs[OBSERVATIONS])
+            features, states, final = self.recurrent(features, inputs[EPISODE_STARTS], inputs[STATES][self.state_key])
+        for layer in self.hidden:
+            features = layer(features)
+        return features, states, final
+
+    def torso(self, inputs) -> tf.Tensor:
+        """The hidden layers' output `[batch, units]`: what the head (and a shared value head) read."""
+        return self.torso_and_state(inputs)[0]
 
 
 def _dense(units: int, activation, gain: float, name: str) -> keras.layers.Dense:
@@ -169,8 +201,9 @@ class DistributionHead(keras.layers.Layer):
         return tfd.Independent(tfd.Categorical(logits=logits, dtype=tf.int32), 1)
 
 
-class PolicyNetwork(keras.Model):
-    """Observations → action distribution: preprocessing, optional encoder, MLP torso, distribution head.
+class PolicyNetwork(Torso, keras.Model):
+    """Observations → action distribution: preprocessing, optional encoder, optional recurrent layer, MLP torso,
+    distribution head.
 
     Args:
         observation: observation space description.
@@ -181,31 +214,30 @@ class PolicyNetwork(keras.Model):
         initial_log_std: initial log-std of Gaussian policies.
         encoder: a user's layer mapping the preprocessed observations to
             features, before the hidden layers; None: the flat observations.
+        recurrent: a `RecurrentCore` between the encoder and the hidden layers; the model then takes a
+            `tfpg.recurrent.sequence_input` and reads the state of role "policy".
     """
 
     def __init__(self, observation: dict, action: dict, hidden_sizes: Sequence[int] = (64, 64),
                  activation: str = "tanh", normalizer: RunningNormalization | None = None,
-                 initial_log_std: float = 0.0, encoder: keras.layers.Layer | None = None, **kwargs):
+                 initial_log_std: float = 0.0, encoder: keras.layers.Layer | None = None,
+                 recurrent: RecurrentCore | None = None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = ObservationEncoder(observation, normalizer, flatten=encoder is None)
         self.features = encoder
+        self.recurrent = recurrent
+        self.state_key = "policy"
         self.hidden = mlp(hidden_sizes, activation, "policy_hidden")
         track_layers(self, self.hidden, "hidden")
         self.head = DistributionHead(action, initial_log_std)
 
-    def torso(self, observations) -> tf.Tensor:
-        """The hidden layers' output `[batch, units]`: what the head (and a shared value head) read."""
-        features = encoded_features(self.encoder, self.features, observations)
-        for layer in self.hidden:
-            features = layer(features)
-        return features
-
-    def call(self, observations):
-        return self.head(self.torso(observations))
+    def call(self, inputs):
+        return self.head(self.torso(inputs))
 
 
-class ValueNetwork(keras.Model):
-    """Observations → state values `[batch]`: preprocessing, optional encoder, MLP torso, linear output.
+class ValueNetwork(Torso, keras.Model):
+    """Observations → state values `[batch]`: preprocessing, optional encoder, optional recurrent layer, MLP torso,
+    linear output.
 
     Args:
         observation: observation space description.
@@ -215,14 +247,20 @@ class ValueNetwork(keras.Model):
         shared_hidden: hidden layers to share (e.g. the policy's), instead of new ones.
         encoder: a user's layer mapping the preprocessed observations to
             features (the policy's, to share it); None: the flat observations.
+        recurrent: a `RecurrentCore` (the policy's, to share it) between the encoder and the hidden layers.
+        state_key: the role whose state a recurrent value network reads ("policy" when it shares the
+            policy's recurrent layer).
     """
 
     def __init__(self, observation: dict, hidden_sizes: Sequence[int] = (64, 64),
                  activation: str = "tanh", normalizer: RunningNormalization | None = None,
-                 shared_hidden: list | None = None, encoder: keras.layers.Layer | None = None, **kwargs):
+                 shared_hidden: list | None = None, encoder: keras.layers.Layer | None = None,
+                 recurrent: RecurrentCore | None = None, state_key: str = "value", **kwargs):
         super().__init__(**kwargs)
         self.encoder = ObservationEncoder(observation, normalizer, flatten=encoder is None)
         self.features = encoder
+        self.recurrent = recurrent
+        self.state_key = state_key
         self.hidden = shared_hidden if shared_hidden is not None else mlp(hidden_sizes, activation, "value_hidden")
         track_layers(self, self.hidden, "hidden")
         self.output_layer = _dense(1, None, 1.0, "value")
@@ -231,8 +269,5 @@ class ValueNetwork(keras.Model):
         """Values `[batch]` from the torso's output."""
         return tf.squeeze(self.output_layer(features), axis=-1)
 
-    def call(self, observations):
-        features = encoded_features(self.encoder, self.features, observations)
-        for layer in self.hidden:
-            features = layer(features)
-        return self.values_of(features)
+    def call(self, inputs):
+        return self.values_of(self.torso(inputs))

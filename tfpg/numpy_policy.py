@@ -46,7 +46,7 @@ def mirrors(policy) -> bool:
     Decided by the model's structure (its class, encoder and each hidden layer's
     type and activation function), so any other model acts through TensorFlow.
     """
-    return (type(policy) is PolicyNetwork and policy.features is None
+    return (type(policy) is PolicyNetwork and policy.features is None and policy.recurrent is None
             and all(type(layer) is keras.layers.Dense and layer.activation in _ACTIVATIONS
                     for layer in policy.hidden))
 

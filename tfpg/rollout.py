@@ -55,6 +55,7 @@ class Collector:
             raise self._failure(error, "while resetting the envs") from error
         self.episode_return = np.zeros(self.num_envs, np.float64)
         self.episode_length = np.zeros(self.num_envs, np.int64)
+        self.episode_starts = np.ones(self.num_envs, bool)  # whether each copy's next step starts an episode
 
     def collect_batch(self, steps_per_env: int, acting: ActingPolicy, seed: np.ndarray,
                       first_step: int = 0) -> Transitions:
@@ -67,7 +68,8 @@ class Collector:
 
         Args:
             steps_per_env: T.
-            act: maps a `[N, *obs_shape]` batch to `[N, A]` flat actions.
+            act: maps a `[N, *obs_shape]` batch and the `[N]` episode-start flags of its rows to `[N, A]` flat
+                actions.
             first_step: the env-step count before this batch, for error messages.
 
         Raises:
@@ -87,11 +89,13 @@ class Collector:
         truncated = np.zeros((steps_per_env, self.num_envs), bool)
         finals = []
         valid = np.ones((steps_per_env, self.num_envs), bool)
+        episode_starts = np.zeros((steps_per_env, self.num_envs), bool)
         episode_returns, episode_lengths, episode_steps = [], [], []
         step = self.env.step
         for t in range(steps_per_env):
             env_step = first_step + t * self.num_envs
-            flat_actions = act(self.observations)
+            episode_starts[t] = self.episode_starts
+            flat_actions = act(self.observations, self.episode_starts)
             invalid = self.to_env_actions.invalid_rows(flat_actions)
             if invalid is not None:
                 self._raise_invalid_actions(env_step, flat_actions, invalid)
@@ -129,6 +133,7 @@ class Collector:
             self.episode_length[done] = 0
             finals.append(final)
             self.observations = next_observations
+            self.episode_starts = done
         return Transitions(
             observations=stack(observations) if self.nested else np.stack(observations),
             actions=np.stack(actions),
@@ -143,6 +148,7 @@ class Collector:
             valid=valid,
             skipped=int((~valid).sum()),
             episode_steps=episode_steps,
+            episode_starts=episode_starts,
         )
 
     def _all_finite(self, batch) -> bool:

@@ -34,6 +34,9 @@ class Rollout:
         skipped: env steps skipped for non-finite data (`non_finite_env_data="skip"`).
         collected_by: an id of the agent that collected the batch (its log-probabilities and values are that
             agent's), or None for a rollout made by hand.
+        episode_starts: `[T, N]` True where the step is the first of an episode (a recurrent model's state is
+            zeroed before it), or None.
+        states: for a recurrent agent, the state each step received, by model role: `[T, N, S]`; else None.
     """
 
     observations: np.ndarray
@@ -53,6 +56,8 @@ class Rollout:
     seconds: float = 0.0
     skipped: int = 0
     collected_by: str | None = None
+    episode_starts: np.ndarray | None = None
+    states: dict | None = None
 
     @property
     def num_steps(self) -> int:
@@ -69,7 +74,8 @@ class Transitions:
     """Raw collected steps, before values and advantages are attached.
 
     `episode_steps` holds the step each finished episode ended at; `restarted`,
-    `[N]` or None, marks copies whose env was created anew just before the batch.
+    `[N]` or None, marks copies whose env was created anew just before the batch;
+    `episode_starts`, `[T, N]`, marks the steps that start an episode.
     """
 
     observations: np.ndarray
@@ -86,6 +92,7 @@ class Transitions:
     skipped: int
     episode_steps: list = dataclasses.field(default_factory=list)
     restarted: np.ndarray | None = None
+    episode_starts: np.ndarray | None = None
 
 
 def merge_transitions(parts: list[Transitions]) -> Transitions:
@@ -115,4 +122,5 @@ def merge_transitions(parts: list[Transitions]) -> Transitions:
         skipped=sum(p.skipped for p in parts),
         episode_steps=[step for step, _, _ in episodes],
         restarted=np.concatenate(restarted) if any(p.restarted is not None for p in parts) else None,
+        episode_starts=np.concatenate([p.episode_starts for p in parts], axis=1),
     )

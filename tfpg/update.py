@@ -16,6 +16,8 @@ import tensorflow as tf
 from tfpg.config import AgentConfig
 from tfpg.errors import NonFiniteError
 from tfpg.observations import ObservationSpec
+from tfpg.recurrent import sequence_input
+from tfpg.sequences import flat_sequences, sequence_starts
 from tfpg.transitions import Rollout
 
 BATCH_FIELDS = ("observations", "actions", "log_probs", "values", "advantages", "returns", "mask")
@@ -128,14 +130,28 @@ def check_rollout_shapes(rollout: Rollout, spec: ObservationSpec, action_size: i
 
 
 def batch_tensors(rollout: Rollout, spec: ObservationSpec, action_dtype: tf.DType, normalize_advantages: bool,
-                  time_major: bool) -> tuple[dict, dict]:
+                  time_major: bool, sequence_length: int | None = None) -> tuple[dict, dict]:
     """A rollout as the flat NumPy batch and the tensors an update reads (with `time_major`, also the `[T, N]`
-    fields and the successor observations that re-estimating advantages needs)."""
-    batch = {name: rollout.flat(name) for name in BATCH_FIELDS}
+    fields and the successor observations that re-estimating advantages needs).
+
+    A recurrent agent's rollout (one with `states`) is cut into sequences of `sequence_length` steps
+    (`tfpg.sequences`), and its observations become a `tfpg.recurrent.sequence_input` that starts each sequence
+    from the state it was collected with."""
+    if rollout.states is None:
+        batch = {name: rollout.flat(name) for name in BATCH_FIELDS}
+    else:
+        batch = {name: flat_sequences(getattr(rollout, name), sequence_length) for name in BATCH_FIELDS}
     if normalize_advantages:
         batch["advantages"] = standardized_advantages(batch["advantages"], batch["mask"])
+    observations = spec.model_input(batch["observations"])
+    if rollout.states is not None:
+        observations = sequence_input(
+            observations,
+            tf.convert_to_tensor(flat_sequences(rollout.episode_starts, sequence_length), tf.float32),
+            {role: tf.convert_to_tensor(sequence_starts(states, sequence_length))
+             for role, states in rollout.states.items()})
     tensors = {
-        "observations": spec.model_input(batch["observations"]),
+        "observations": observations,
         "actions": tf.convert_to_tensor(batch["actions"], action_dtype),
         **{k: tf.convert_to_tensor(batch[k], tf.float32) for k in BATCH_FIELDS[2:]},
     }

@@ -56,6 +56,14 @@ class ACKTRConfig(A2CConfig):
         2, "Gather the Kronecker-factor statistics on every k-th update only (the running average then "
         "decays by kfac_decay^k per gathering, spanning the same number of updates); 1: every update.", low=1)
 
+    def validate(self) -> None:
+        super().validate()
+        if self.recurrent != "none":
+            raise ValueError(f"ACKTR preconditions Dense and Conv2D layers with K-FAC and has no Kronecker factors "
+                             f"for the {self.recurrent.upper()} cell's kernel and recurrent kernel; "
+                             f"recurrent={self.recurrent!r} is refused. Use A2C, PPO, NPG or TRPO for a recurrent "
+                             f"policy.")
+
 
 class ACKTR(A2C):
     """Actor-critic using Kronecker-factored trust region (Wu et al., 2017).

@@ -150,7 +150,7 @@ class NPG(OnPolicyAgent):
     def _regress_value(self, batch: dict) -> dict:
         fields = {k: batch[k] for k in ("observations", "returns", "mask")}
         minibatch_epochs(fields, self.config.value_epochs, self.config.value_minibatch_size, self.rng,
-                         self._value_minibatch, 1)
+                         self._value_minibatch, 1, sequences=bool(self.state_sizes))
         loss = value_loss(self.value_model(batch["observations"]), batch["returns"], batch["mask"])
         return {"value_loss": loss, "value_step_accepted": tf.constant(1.0)}
 

@@ -42,6 +42,8 @@ class PPOConfig(AgentConfig):
                                            "half-range (high - low)/2 where finite (-0.69: std ≈ 0.5 × half-range).",
                                     low=-20.0, high=2.0)
 
+    sequence_length: int = another_default(AgentConfig, "sequence_length", 128)
+
     loss: str = hparam("clip", "Surrogate: clipped ratio, or a KL penalty with adaptive or fixed β.",
                        choices=("clip", "adaptive_kl", "fixed_kl"))
     clip_range: float = hparam(0.2, "ε of the clipped ratio (also the clip-fraction threshold).",
@@ -58,6 +60,13 @@ class PPOConfig(AgentConfig):
                                    "(0: never).", low=0.0)
     recompute_advantages: bool = hparam(False, "Before every epoch, re-estimate the values, GAE advantages and "
                                                "value targets with the critic trained so far.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.recompute_advantages and self.recurrent != "none":
+            raise ValueError("recompute_advantages re-estimates the values of a batch with the critic trained so "
+                             "far, which a recurrent critic cannot do from the sequences' stored states; set "
+                             "recompute_advantages=False with recurrent policies.")
 
 
 class PPO(OnPolicyAgent):
@@ -152,7 +161,8 @@ class PPO(OnPolicyAgent):
         batch = {name: value for name, value in batch.items() if name != "time_major"}
         refresh = None if time_major is None else lambda flat: self._with_current_advantages(flat, time_major)
         means, epochs_run = minibatch_epochs(batch, config.epochs, config.minibatch_size, self.rng,
-                                             self._train_minibatch, len(_METRICS), stop, refresh)
+                                             self._train_minibatch, len(_METRICS), stop, refresh,
+                                             sequences=bool(self.state_sizes))
         kl = masked_mean(tfp.distributions.kl_divergence(self.old_policy(batch["observations"]),
                                                          self.policy(batch["observations"])), batch["mask"])
         if config.loss == "adaptive_kl":
