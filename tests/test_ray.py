@@ -53,6 +53,23 @@ def test_two_workers_of_two_copies_train_exactly_as_one_vector_env_of_four(clust
     distributed.close()
 
 
+def test_a_recurrent_policy_collects_with_two_workers_exactly_as_with_one_vector_env(cluster):
+    # each copy's action noise comes from its own stream and its state is carried by whoever steps it
+    settings = dict(seed=5, recurrent="lstm", recurrent_units=8, rollout_steps=150, sequence_length=50,
+                    minibatch_size=100, epochs=2)
+    local = tfpg.PPO(**settings)
+    local_history = local.fit("Pendulum-v1", steps=2 * 600, num_envs=4, verbose=0)
+    distributed = tfpg.PPO(**settings)
+    history = distributed.fit("Pendulum-v1", steps=2 * 600, num_workers=2, envs_per_worker=2,
+                              ray_address=cluster.address, verbose=0)
+    for key in ("policy_loss", "value_loss", "approx_kl"):
+        np.testing.assert_allclose(history.history[key], local_history.history[key], rtol=1e-4, atol=1e-7)
+    for ours, theirs in zip(_weights(distributed), _weights(local)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+    assert distributed.episode_window.episodes() == local.episode_window.episodes()
+    distributed.close()
+
+
 def test_a_worker_killed_mid_batch_is_replaced_and_its_share_collected_again(cluster, capsys):
     # The worker's env copy 1 (reset with seed 1) kills the worker's process with SIGKILL at its 10th
     # step; the replacement's copies have other seeds and live on.

@@ -129,8 +129,6 @@ def test_recurrent_settings_that_cannot_work_are_refused_naming_the_fix():
     with pytest.raises(ValueError, match="leave recurrent='none'"):
         tfpg.PPO(recurrent="lstm", policy="user_networks:policy_model").build(
             gym.spaces.Box(-1, 1, (2,)), gym.spaces.Box(-1, 1, (1,)))
-    with pytest.raises(ValueError, match="num_envs for env copies instead of num_workers"):
-        tfpg.PPO(recurrent="lstm").fit("CartPole-v1", 10, num_workers=1)
 
 
 def test_trpo_with_an_lstm_remembers_a_cue():
@@ -149,3 +147,88 @@ def test_ppo_with_a_recurrent_policy_tells_an_unmarked_first_step_which_a_feed_f
     assert accuracy(tfpg.PPO(recurrent="lstm", recurrent_units=32, **settings)) >= 0.95
     # without a state that starts afresh, always acting 0 is best: right on about 70% of steps
     assert accuracy(tfpg.PPO(**settings)) <= 0.8
+
+
+def test_the_launcher_trains_and_exports_a_recurrent_policy_that_serves_an_episode_as_predict_does(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from helpers import BLOCKED_IMPORTS, run
+
+    logdir = tmp_path / "run"
+    trained = run(["-m", "tfpg.train", "--algo=ppo", "--env=CartPole-v1", "--num_envs=2", "--rollout_steps=16",
+                   "--sequence_length=8", "--recurrent=gru", "--recurrent_units=8", "--steps=64",
+                   "--eval_episodes=1", "--verbose=0", f"--logdir={logdir}"])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    evaluated = run(["-m", "tfpg.evaluate", f"--policy={logdir / 'policy'}", "--episodes=2"])
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+
+    agent = tfpg.load(str(logdir / "checkpoints"))
+    env = gym.make("CartPole-v1")
+    observation, _ = env.reset(seed=5)
+    observations, actions, state, done = [], [], None, False
+    while not done:  # one whole episode acted by predict, carrying the state
+        action, state = agent.predict(observation, state=state)
+        observations.append(observation)
+        actions.append(int(action))
+        observation, _, terminated, truncated, _ = env.step(action)
+        done = terminated or truncated
+    np.save(tmp_path / "obs.npy", np.array(observations, np.float32))
+    script = BLOCKED_IMPORTS + f"""
+import json
+import numpy as np
+import tensorflow as tf
+policy = tf.saved_model.load({str(logdir / 'policy')!r})
+state = policy.signatures["initial_state"](batch_size=tf.constant(1))
+actions = []
+for step, observation in enumerate(np.load({str(tmp_path / 'obs.npy')!r})):
+    out = policy.signatures["serving_default"](observations=tf.constant(observation[None]),
+                                               episode_start=tf.constant([step == 0]), **state)
+    state = {{name: out[name] for name in state}}
+    actions.append(int(out["actions"].numpy()[0]))
+print(json.dumps(actions))
+"""
+    served = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert json.loads(served.stdout.strip().splitlines()[-1]) == actions
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_the_fisher_vector_product_through_a_recurrent_policy_matches_the_explicit_kl_hessian(kind):
+    import tensorflow_probability as tfp
+
+    from tfpg.optimizers import fisher_vector_product, flatten
+
+    rng = np.random.default_rng(0)
+    core = RecurrentCore(kind, 3, dtype="float64")
+    features = tf.constant(rng.normal(size=(4 * 2, 2)))  # 4 steps of 2 sequences; the second restarts at step 2
+    starts = tf.constant([1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0], tf.float64)
+    state = tf.zeros([2, core.state_size], tf.float64)
+    core(features, starts, state)
+    head = tf.Variable(rng.normal(size=(3, 4)))
+    variables = [*core.trainable_variables, head]
+    assert all(v.dtype == tf.float64 for v in variables)
+
+    def distribution():
+        outputs, _, _ = core(features, starts, state)
+        return tfp.distributions.Categorical(logits=outputs @ head)
+
+    old = tfp.distributions.Categorical(logits=tf.constant(distribution().logits))
+
+    def mean_kl():
+        return tf.reduce_mean(tfp.distributions.kl_divergence(old, distribution()))
+
+    with tf.GradientTape(persistent=True) as outer:  # (jacobian without vectorisation needs it)
+        with tf.GradientTape() as inner:
+            kl = mean_kl()
+        gradient = flatten(inner.gradient(kl, variables))
+    columns = outer.jacobian(gradient, variables, experimental_use_pfor=False)
+    hessian = np.concatenate([tf.reshape(c, [gradient.shape[0], -1]).numpy() for c in columns], axis=1)
+    vector = tf.constant(rng.normal(size=gradient.shape))
+    product = fisher_vector_product(mean_kl, variables, vector).numpy()
+    expected = hessian @ vector.numpy()
+    assert np.linalg.norm(expected) > 1e-3
+    assert np.linalg.norm(product - expected) / np.linalg.norm(expected) < 1e-6
+    np.testing.assert_allclose(hessian, hessian.T, atol=1e-10)
+    assert np.linalg.eigvalsh(hessian).min() > -1e-10  # a Fisher matrix is positive semi-definite

@@ -6,11 +6,14 @@ run's copies, in whichever process it steps) draws its action noise from its own
 stream `SeedSequence(seed, spawn_key=(i,))`, and the mirror computes every row
 independently of the others. So a batch does not depend on how the copies are
 split between processes: K workers of M copies act exactly as one vector env of
-K×M copies. Other policies act through one compiled TensorFlow call per vector
-step, seeded per step from the stream of the first copy they step; their
+K×M copies. A recurrent policy acts through one compiled TensorFlow call per
+vector step, with the action noise of each copy drawn from that copy's stream in
+the same way (`tfpg.action_noise`), so its batches do not depend on the split
+either; it keeps each copy's state between steps and batches, zeroed at every
+episode start. Other policies act through one compiled TensorFlow call per
+vector step, seeded per step from the stream of the first copy they step; their
 batches are reproducible for a given split, and the same in distribution for
-any split. A recurrent policy acts the same way and keeps each copy's state
-between steps and batches, zeroed at every episode start.
+any split.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfpg.action_noise import draw_noise, model_noise, noise_shape, sample_with_noise
 from tfpg.compiled import compiled
 from tfpg.errors import EnvError
 from tfpg.native_output import held_back
@@ -47,6 +51,7 @@ class ActingPolicy:
 
     def __init__(self, policy: keras.Model, observation: dict, action: dict, state_size: int | None = None):
         self.policy = policy
+        self.action = action
         self.observation_spec = ObservationSpec(observation)
         self.state_size = state_size
         self.states: np.ndarray | None = None  # a recurrent policy's state of each env copy it steps, [N, S]
@@ -61,18 +66,21 @@ class ActingPolicy:
             self._sample = compiled(
                 self._sample_recurrent,
                 input_signature=[input_signature(self.observation_spec, {"policy": state_size}),
-                                 tf.TensorSpec([2], tf.int32)],
+                                 tf.TensorSpec([None, *noise_shape(action)], tf.float32)],
             ).get_concrete_function()
-            example = sequence_input(example, tf.ones([1]), {"policy": tf.zeros([1, state_size])})
         with held_back():  # the first run optimises the graph, when oneDNN prints its notices (tfpg.native_output)
-            self._sample(example, tf.constant([0, 0], tf.int32))
+            if state_size is None:
+                self._sample(example, tf.constant([0, 0], tf.int32))
+            else:
+                self._sample(sequence_input(example, tf.ones([1]), {"policy": tf.zeros([1, state_size])}),
+                             tf.zeros([1, *noise_shape(action)]))
 
     def _sample_tensorflow(self, observations, seed):
         return self.policy(observations).sample(seed=seed)
 
-    def _sample_recurrent(self, inputs, seed):
+    def _sample_recurrent(self, inputs, noise):
         features, _, final = self.policy.torso_and_state(inputs)
-        return self.policy.head(features).sample(seed=seed), final
+        return sample_with_noise(self.policy.head(features), noise, self.action), final
 
     def weights(self) -> list[np.ndarray]:
         """The policy's weights, observation statistics included (`keras.Model.get_weights`)."""
@@ -127,7 +135,9 @@ class ActingPolicy:
                                                                 tf.constant(next(seeds))).numpy()
 
     def _recurrent_sampler(self, seed: np.ndarray, steps: int, copies: range) -> Callable[..., np.ndarray]:
-        seeds = iter(copy_stream(seed, copies.start).integers(0, 2**31 - 1, size=(steps, 2), dtype=np.int32))
+        noise = np.stack([model_noise(draw_noise(copy_stream(seed, copy), steps, self.action), self.action)
+                          for copy in copies], axis=1)
+        steps_noise = iter(noise)
         if self.states is None or len(self.states) != len(copies):
             self.states = np.zeros((len(copies), self.state_size), np.float32)  # every copy starts an episode
 
@@ -135,7 +145,7 @@ class ActingPolicy:
             inputs = sequence_input(self.observation_spec.model_input(observations),
                                     tf.constant(np.asarray(episode_starts, np.float32)),
                                     {"policy": tf.constant(self.states)})
-            actions, states = self._sample(inputs, tf.constant(next(seeds)))
+            actions, states = self._sample(inputs, tf.constant(next(steps_noise)))
             self.states = states.numpy()
             return actions.numpy()
 

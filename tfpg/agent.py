@@ -555,10 +555,6 @@ class OnPolicyAgent:
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}.")
         workers = requested_workers(num_workers, envs_per_worker, ray_address, num_envs)
-        if workers is not None and self.config.recurrent != "none":
-            raise ValueError(f"recurrent={self.config.recurrent!r}: recurrent policies collect in this process; Ray "
-                             f"workers do not carry their state yet. Use num_envs for env copies instead of "
-                             f"num_workers.")
         collector = self._rollout_source(env, num_envs, asynchronous, workers, vector_env)
         history = keras.callbacks.History()
         extra = [history] + ([ProgressBar()] if verbose else [])

@@ -34,7 +34,8 @@ flags.mark_flag_as_required("policy")
 def run_episodes(policy, env, episodes: int, seed: int, sample: bool = False) -> list[float]:
     """Returns the undiscounted return of each episode of `policy` (a loaded SavedModel) in `env`.
 
-    Dict and Tuple observations go to the policy's `observations_<key>` inputs, one per entry.
+    Dict and Tuple observations go to the policy's `observations_<key>` inputs, one per entry. A recurrent
+    policy's state starts from `initial_state` with every episode and is carried from step to step.
     """
     import numpy as np
     import tensorflow as tf
@@ -53,8 +54,18 @@ def run_episodes(policy, env, episodes: int, seed: int, sample: bool = False) ->
         return {name: tf.constant(np.asarray(value)[None], dtype=inputs[name].dtype)
                 for name, value in zip(names, observation_spec.flatten(observation))}
 
+    state_names = list(policy.signatures["initial_state"].structured_outputs) \
+        if "initial_state" in policy.signatures else []  # a recurrent policy's states, carried between steps
+    state = {}
+
     def act(observation, episode_start):
-        return function(**batch_of_one(observation))["actions"].numpy()[0]
+        nonlocal state
+        if state_names and episode_start:
+            state = policy.signatures["initial_state"](batch_size=tf.constant(1))
+        memory = {"episode_start": tf.constant([episode_start]), **state} if state_names else {}
+        out = function(**batch_of_one(observation), **memory)
+        state = {name: out[name] for name in state_names}
+        return out["actions"].numpy()[0]
 
     returns, _ = play_episodes(env, act, episodes, seed)
     return returns

@@ -16,6 +16,14 @@ allows (`serving_checks`).
   actions (unclipped for Box).
 - `value(observations) -> {"value"}`: V(s).
 
+A recurrent policy's signatures also take `episode_start` (bool `[batch]`: the
+state is zeroed first where True) and its states by name (`policy_state`, and
+`value_state` when the value network has a recurrent layer of its own, float32
+`[batch, S]`), and return the states after the step under the same names;
+`initial_state(batch_size) -> {names}` gives zeros to start from. A serving loop
+is `state = initial_state(n)`, then `out = serving_default(observations=...,
+episode_start=..., **state)` and `state = {k: out[k] for k in state}` at every step.
+
 `assets.extra/tfpg.json` records the algorithm, hyperparameters and spaces.
 """
 
@@ -29,6 +37,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfpg.image_encoder import is_image
+from tfpg.model_building import shares_torso
+from tfpg.recurrent import sequence_input
+from tfpg.sequence_models import SequenceModels
 from tfpg.serving_checks import checked_input, same_rows
 
 _SERVING_OBSERVATION_DTYPE = {"Box": tf.float32, "Discrete": tf.int64}
@@ -101,6 +112,10 @@ class PolicyModule(tf.Module):
     variables, so it loads in TensorFlow 2 (`tf.saved_model.load`) and in
     TensorFlow 1-style graph runners (`saved_model_cli`, TF Serving) alike.
 
+    The functions of a recurrent agent also take `episode_start` and the state of each of its models
+    (`policy_state`, and `value_state` when the value network has a recurrent layer of its own), and return
+    the states after the step next to their output; `initial_state(batch_size)` gives the states to start from.
+
     Args:
         agent: a built agent.
     """
@@ -119,59 +134,108 @@ class PolicyModule(tf.Module):
         env_action_dtype = tf.float32 if action["type"] == "Box" else tf.int64
         actions_spec = tf.TensorSpec((None, *env_action_shape), env_action_dtype, name="actions")
         count = len(leaves)
+        sizes = dict(agent.state_sizes)
+        state_names = [f"{role}_state" for role in sizes]
+        # a recurrent agent's inputs after the observations (and actions): the episode starts and each state
+        memory_specs = [tf.TensorSpec((None,), tf.bool, name="episode_start"),
+                        *[tf.TensorSpec((None, size), tf.float32, name=name)
+                          for name, size in zip(state_names, sizes.values())]] if sizes else []
+        sequences = SequenceModels(policy, value_model, shares_torso(policy, value_model)) if sizes else None
 
-        def model_input(flat):
-            """The policy's input nest from serving tensors, one per leaf, cast to the models' dtypes."""
-            return tf.nest.pack_sequence_as(spec.structure, [tf.cast(t, leaf.dtype) for t, leaf in zip(flat, leaves)])
+        def model_input(flat, memory):
+            """The models' input from serving tensors, one per leaf, cast to the models' dtypes."""
+            observations = tf.nest.pack_sequence_as(spec.structure,
+                                                    [tf.cast(t, leaf.dtype) for t, leaf in zip(flat, leaves)])
+            if not sizes:
+                return observations
+            return sequence_input(observations, tf.cast(memory[0], tf.float32), dict(zip(sizes, memory[1:])))
 
-        def checked_observations(flat):
+        def distribution_and_states(flat, memory):
+            if not sizes:
+                return policy(model_input(flat, memory)), []
+            distribution, _, final = sequences.advance(model_input(flat, memory))
+            return distribution, [final[role] for role in sizes]
+
+        def checked_inputs(flat, memory, actions=None):
             checked = [checked_input(t, name, leaf.shape, **_allowed_values(leaf.description, leaf.shape))
                        for t, name, leaf in zip(flat, names, leaves)]
-            return same_rows(checked, names) if count > 1 else checked
+            named = list(names)
+            if actions is not None:
+                checked.append(checked_input(actions, "actions", env_action_shape,
+                                             **_allowed_values(action, env_action_shape)))
+                named.append("actions")
+            if memory:
+                checked.append(checked_input(memory[0], "episode_start", []))
+                checked += [checked_input(t, name, [size], finite=True)
+                            for t, name, size in zip(memory[1:], state_names, sizes.values())]
+                named += ["episode_start", *state_names]
+            return same_rows(checked, named) if len(checked) > 1 else checked
 
-        def checked_actions(actions):
-            return checked_input(actions, "actions", env_action_shape, **_allowed_values(action, env_action_shape))
+        def mode(*inputs):
+            distribution, states = distribution_and_states(inputs[:count], inputs[count:])
+            return [_env_actions(distribution.mode(), action), *states]
 
-        def mode(*flat):
-            return _env_actions(policy(model_input(flat)).mode(), action)
+        def sample(*inputs):
+            distribution, states = distribution_and_states(inputs[:count], inputs[count:])
+            return [_env_actions(distribution.sample(), action), *states]
 
-        def sample(*flat):
-            return _env_actions(policy(model_input(flat)).sample(), action)
+        def log_prob(*inputs):
+            distribution, states = distribution_and_states(inputs[:count], inputs[count + 1:])
+            return [distribution.log_prob(_flat_actions(inputs[count], action)), *states]
 
-        def log_prob(*flat_and_actions):
-            distribution = policy(model_input(flat_and_actions[:count]))
-            return distribution.log_prob(_flat_actions(flat_and_actions[count], action))
+        def value(*inputs):
+            if not sizes:
+                return [value_model(model_input(inputs, []))]
+            _, values, final = sequences.advance(model_input(inputs[:count], inputs[count:]))
+            return [values, *[final[role] for role in sizes]]
 
-        def value(*flat):
-            return value_model(model_input(flat))
+        frozen_mode = _frozen(mode, *leaf_specs, *memory_specs)
+        frozen_sample = _frozen(sample, *leaf_specs, *memory_specs)
+        frozen_log_prob = _frozen(log_prob, *leaf_specs, actions_spec, *memory_specs)
+        frozen_value = _frozen(value, *leaf_specs, *memory_specs)
 
-        frozen_mode = _frozen(mode, *leaf_specs)
-        frozen_sample = _frozen(sample, *leaf_specs)
-        frozen_log_prob = _frozen(log_prob, *leaf_specs, actions_spec)
-        frozen_value = _frozen(value, *leaf_specs)
+        def outputs(name, results):
+            return {name: results[0], **dict(zip(state_names, results[1:]))}
 
-        @tf.function(input_signature=leaf_specs)
-        def serving_default_fn(*flat):
-            return {"actions": _single(frozen_mode(*checked_observations(flat)))}
+        @tf.function(input_signature=[*leaf_specs, *memory_specs])
+        def serving_default_fn(*inputs):
+            return outputs("actions", frozen_mode(*checked_inputs(inputs[:count], inputs[count:])))
 
-        @tf.function(input_signature=leaf_specs)
-        def sample_fn(*flat):
-            return {"actions": _single(frozen_sample(*checked_observations(flat)))}
+        @tf.function(input_signature=[*leaf_specs, *memory_specs])
+        def sample_fn(*inputs):
+            return outputs("actions", frozen_sample(*checked_inputs(inputs[:count], inputs[count:])))
 
-        @tf.function(input_signature=[*leaf_specs, actions_spec])
-        def log_prob_fn(*flat_and_actions):
-            flat, actions = flat_and_actions[:count], flat_and_actions[count]
-            checked = same_rows([*checked_observations(flat), checked_actions(actions)], [*names, "actions"])
-            return {"log_prob": _single(frozen_log_prob(*checked))}
+        @tf.function(input_signature=[*leaf_specs, actions_spec, *memory_specs])
+        def log_prob_fn(*inputs):
+            checked = checked_inputs(inputs[:count], inputs[count + 1:], inputs[count])
+            # checked_inputs puts the actions after the observations, where the frozen function takes them
+            return outputs("log_prob", frozen_log_prob(*checked))
 
-        @tf.function(input_signature=leaf_specs)
-        def value_fn(*flat):
-            return {"value": _single(frozen_value(*checked_observations(flat)))}
+        @tf.function(input_signature=[*leaf_specs, *memory_specs])
+        def value_fn(*inputs):
+            return outputs("value", frozen_value(*checked_inputs(inputs[:count], inputs[count:])))
 
         self.serving_default = serving_default_fn
         self.sample = sample_fn
         self.log_prob = log_prob_fn
         self.value = value_fn
+        self.state_sizes = dict(zip(state_names, sizes.values()))
+        if sizes:
+            @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
+            def initial_state_fn(batch_size):
+                checks = [tf.debugging.Assert(batch_size >= 0, ["batch_size must be at least 0; got", batch_size])]
+                with tf.control_dependencies(checks):
+                    return {name: tf.zeros([batch_size, size]) for name, size in self.state_sizes.items()}
+
+            self.initial_state = initial_state_fn
+
+    def signatures(self) -> dict:
+        """The SavedModel's signatures by name."""
+        functions = {"serving_default": self.serving_default, "sample": self.sample, "log_prob": self.log_prob,
+                     "value": self.value}
+        if self.state_sizes:
+            functions["initial_state"] = self.initial_state
+        return {name: function.get_concrete_function() for name, function in functions.items()}
 
 
 SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra"})
@@ -224,12 +288,7 @@ def export_policy(agent, path: str, overwrite: bool = False) -> str:
     staging = f"{path}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     module = PolicyModule(agent)
-    signatures = {
-        "serving_default": module.serving_default.get_concrete_function(),
-        "sample": module.sample.get_concrete_function(),
-        "log_prob": module.log_prob.get_concrete_function(),
-        "value": module.value.get_concrete_function(),
-    }
+    signatures = module.signatures()
     try:
         os.makedirs(staging)
     except OSError as error:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from tfpg.action_noise import draw_noise, gumbel
 from tfpg.networks import PolicyNetwork
 
 # Keyed by the Keras function object itself: a Dense layer holds the function, not its name.
@@ -103,17 +104,9 @@ class NumpyPolicy:
         categories = self.padding.shape
         return outputs.reshape((len(outputs), *categories)) + self.padding
 
-    def noise_shape(self) -> tuple:
-        """The shape of one env copy's action noise at one step (see `draw_noise`)."""
-        kind = self.action["type"]
-        if kind in ("Box", "MultiBinary"):
-            return (self.projection[1].shape[0],)
-        return self.padding.shape
-
     def draw_noise(self, rng: np.random.Generator, steps: int) -> np.ndarray:
-        """`[steps, *noise_shape]` noise for one env copy: standard normal for Box actions, else uniform [0, 1)."""
-        shape = (steps, *self.noise_shape())
-        return rng.standard_normal(shape) if self.action["type"] == "Box" else rng.random(shape)
+        """`[steps, *noise_shape]` noise for one env copy (`tfpg.action_noise.draw_noise`)."""
+        return draw_noise(rng, steps, self.action)
 
     def sample(self, observations: np.ndarray, noise: np.ndarray) -> np.ndarray:
         """Flat sampled actions `[N, A]` (float32 for Box, int32 otherwise), as the policy's `sample()`.
@@ -130,8 +123,7 @@ class NumpyPolicy:
         if kind == "MultiBinary":
             probabilities = 1.0 / (1.0 + np.exp(-outputs))
             return (noise < probabilities).astype(np.int32)
-        gumbel = -np.log(-np.log(noise + 1e-300) + 1e-300)
-        return np.argmax(self._logits(outputs) + gumbel, axis=-1).astype(np.int32)
+        return np.argmax(self._logits(outputs) + gumbel(noise), axis=-1).astype(np.int32)
 
     def mode(self, observations: np.ndarray) -> np.ndarray:
         """Flat deterministic actions `[N, A]`, as the policy's `mode()`."""

@@ -52,8 +52,8 @@ class RecurrentCore(keras.layers.Layer):
             raise ValueError(f"recurrent must be one of {', '.join(KINDS)}, got {kind!r}.")
         self.kind = kind
         self.units = units
-        self.cell = keras.layers.LSTMCell(units, name="cell") if kind == "lstm" else \
-            keras.layers.GRUCell(units, reset_after=True, name="cell")
+        self.cell = keras.layers.LSTMCell(units, dtype=self.dtype_policy, name="cell") if kind == "lstm" else \
+            keras.layers.GRUCell(units, reset_after=True, dtype=self.dtype_policy, name="cell")
 
     @property
     def state_size(self) -> int:
@@ -89,7 +89,7 @@ class RecurrentCore(keras.layers.Layer):
         steps = tf.shape(features)[0] // copies
         width = features.shape[-1]
         sequences = tf.reshape(features, [steps, copies, width])
-        keep = 1.0 - tf.reshape(tf.cast(episode_starts, tf.float32), [steps, copies, 1])
+        keep = 1.0 - tf.reshape(tf.cast(episode_starts, features.dtype), [steps, copies, 1])
 
         def step(carried, inputs):
             received, _, _ = carried

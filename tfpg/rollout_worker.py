@@ -70,8 +70,8 @@ class RolloutWorker:
             )
         start_devices_quietly()
         normalizer = observation_normalizer(observation) if config.normalize_observations else None
-        policy = ModelBuilder(networks, observation, action, config, normalizer).policy()
-        self.acting = ActingPolicy(policy, observation, action)
+        builder = ModelBuilder(networks, observation, action, config, normalizer)
+        self.acting = ActingPolicy(builder.policy(), observation, action, builder.state_sizes.get("policy"))
         self.collector = Collector(self.env, action, self.seed, skip_non_finite=self.skip_non_finite,
                                    first_copy=self.first_copy)
 

@@ -26,6 +26,16 @@ class SequenceModels:
         features, _, final = self.policy.torso_and_state(inputs)
         return self.policy.head(features), final
 
+    def advance(self, inputs) -> tuple:
+        """`(distribution, values, final)`: the policy and the values over the input's steps, and each model's
+        state after the last step by role."""
+        features, _, final = self.policy.torso_and_state(inputs)
+        if self.shares_torso:
+            return self.policy.head(features), self.value_model.values_of(features), {"policy": final}
+        value_features, _, value_final = self.value_model.torso_and_state(inputs)
+        return (self.policy.head(features), self.value_model.values_of(value_features),
+                {"policy": final, "value": value_final})
+
     def log_probs_and_values(self, inputs, actions) -> tuple[tf.Tensor, tf.Tensor, dict, dict]:
         """`(log π(a|·), V, received, final)` over a sequence input: `received` and `final` hold, by role, the
         state each step received `[batch, S]` and the state after the last step `[N, S]`."""
