@@ -87,7 +87,7 @@ class RecurrentCore(keras.layers.Layer):
             self.cell.build(features.shape)
         copies = tf.shape(state)[0]
         steps = tf.shape(features)[0] // copies
-        width = features.shape[-1]
+        width = self.cell.kernel.shape[0]  # known once built, where the features' static width may not be
         sequences = tf.reshape(features, [steps, copies, width])
         keep = 1.0 - tf.reshape(tf.cast(episode_starts, features.dtype), [steps, copies, 1])
 

@@ -102,6 +102,10 @@ class PPO(OnPolicyAgent):
         self.optimizer.build(self._variables)  # slot variables now, so a checkpoint can restore into them
         self._build_policy_snapshot()
         self.kl_beta = tf.Variable(config.initial_kl_beta, dtype=tf.float32, trainable=False, name="kl_beta")
+        # A recurrent layer runs a loop over each sequence's steps; XLA compiles a minibatch's loops, forward and
+        # backward, into one program, which took a third of the time per minibatch (benchmarks/RESULTS.md).
+        self._minibatch_step = tf.function(self._train_minibatch, jit_compile=True) if self.state_sizes \
+            else self._train_minibatch
         return {"optimizer": self.optimizer, "kl_beta": self.kl_beta}
 
     def _losses(self, batch: dict) -> tuple[tf.Tensor, tf.Tensor]:
@@ -161,7 +165,7 @@ class PPO(OnPolicyAgent):
         batch = {name: value for name, value in batch.items() if name != "time_major"}
         refresh = None if time_major is None else lambda flat: self._with_current_advantages(flat, time_major)
         means, epochs_run = minibatch_epochs(batch, config.epochs, config.minibatch_size, self.rng,
-                                             self._train_minibatch, len(_METRICS), stop, refresh,
+                                             self._minibatch_step, len(_METRICS), stop, refresh,
                                              sequences=bool(self.state_sizes))
         kl = masked_mean(tfp.distributions.kl_divergence(self.old_policy(batch["observations"]),
                                                          self.policy(batch["observations"])), batch["mask"])
