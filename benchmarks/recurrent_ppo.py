@@ -45,7 +45,7 @@ TASKS = {
     "cartpole": dict(env="CartPole-v1", keep=[0, 2], envs=8, steps=128, minibatch=256, epochs=10,
                      learning_rate=1e-3, gamma=0.99, gae_lambda=0.95, units=64, total=150_000),
     "pendulum": dict(env="Pendulum-v1", keep=[0, 1], envs=8, steps=256, minibatch=512, epochs=10,
-                     learning_rate=1e-3, gamma=0.9, gae_lambda=0.95, units=64, total=300_000),
+                     learning_rate=1e-3, gamma=0.9, gae_lambda=0.95, units=64, total=200_000),
     "hopper": dict(env="Hopper-v5", keep=[0, 1, 2, 3, 4], envs=8, steps=256, minibatch=512, epochs=10,
                    learning_rate=3e-4, gamma=0.99, gae_lambda=0.95, units=128, total=1_000_000),
 }

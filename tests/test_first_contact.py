@@ -109,6 +109,17 @@ def test_a_usage_error_gives_its_reason_first_and_a_short_hint(tmp_path):
     assert lines[1:] == ["The flags: python -m tfpg.train --help"]
 
 
+def test_a_mujoco_gl_value_mujoco_refuses_is_named_before_a_run_is_written(tmp_path):
+    import os
+
+    result = run(["-m", "tfpg.train", "--env=InvertedPendulum-v5", f"--logdir={tmp_path / 'run'}", "--steps=64"],
+                 env={**os.environ, "MUJOCO_GL": "bogus"})
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith(
+        "python -m tfpg.train: MuJoCo refuses the environment variable MUJOCO_GL='bogus'")
+    assert "egl, osmesa or glx" in result.stderr and not (tmp_path / "run").exists()
+
+
 def test_building_several_agents_in_one_process_prints_no_retracing_warnings():
     result = _python("import numpy as np, tfpg\n"
                      "for seed in range(6):\n"

@@ -60,5 +60,11 @@ def test_recording_refuses_what_it_cannot_record(tmp_path, cartpole_agent):
     (tmp_path / "a_file").write_text("")
     with pytest.raises(ValueError, match="is a file"):
         cartpole_agent.evaluate("CartPole-v1", episodes=1, video_dir=str(tmp_path / "a_file"))
+    with pytest.raises(ValueError, match=r"a_file/videos' cannot be written \(Not a directory\)"):
+        cartpole_agent.evaluate("CartPole-v1", episodes=1, video_dir=str(tmp_path / "a_file" / "videos"))
+    (tmp_path / "locked").mkdir(mode=0o500)
+    if not os.access(tmp_path / "locked", os.W_OK):  # (root may write anywhere)
+        with pytest.raises(ValueError, match="cannot be written .*Permission denied"):
+            cartpole_agent.evaluate("InvertedPendulum-v5", episodes=1, video_dir=str(tmp_path / "locked"))
     with pytest.raises(ValueError, match="render_mode='rgb_array'"):
         cartpole_agent.evaluate(gym.make("CartPole-v1"), episodes=1, video_dir=str(tmp_path / "v"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from typing import Union
 
 import gymnasium as gym
@@ -131,8 +132,20 @@ def unending_episode_error(steps: int):
 def make_env(env_id: str, **kwargs) -> gym.Env:
     """One env of an id: `gym.make`, or for `ALE/...` ids the standard Atari preprocessing (`tfpg.atari`).
 
-    `kwargs` (such as `render_mode="rgb_array"`) go to `gym.make`."""
-    return make_atari(env_id, **kwargs) if is_atari(env_id) else gym.make(env_id, **kwargs)
+    `kwargs` (such as `render_mode="rgb_array"`) go to `gym.make`.
+
+    Raises:
+        ValueError: the environment variable MUJOCO_GL holds a value MuJoCo does not accept (MuJoCo raises
+            when a MuJoCo env's module is first imported).
+    """
+    try:
+        return make_atari(env_id, **kwargs) if is_atari(env_id) else gym.make(env_id, **kwargs)
+    except RuntimeError as error:
+        if "MUJOCO_GL" not in str(error):
+            raise
+        raise ValueError(f"MuJoCo refuses the environment variable MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} "
+                         f"({error}): on Linux it takes egl, osmesa or glx, or 'disable'. Unset it to let tfpg "
+                         f"choose (it renders MuJoCo videos headless with egl).") from None
 
 
 def _labelled_copy(env_id: str, index: int) -> gym.Env:

@@ -160,7 +160,7 @@ def main(argv):
         env = make_env(env_id) if FLAGS.video_dir is None else \
             recorded_env(env_id, FLAGS.video_dir, os.path.basename(os.path.abspath(policy_path)))
     except ValueError as error:
-        raise app.UsageError(f"--video_dir: {error}") from None
+        raise app.UsageError(f"--video_dir: {error}" if FLAGS.video_dir is not None else str(error)) from None
     videos = None
     try:
         _check_policy_matches_env(policy_path, exported, env, env_id)

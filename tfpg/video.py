@@ -16,6 +16,7 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 
@@ -29,6 +30,13 @@ def _check_video_dir(video_dir: str) -> str:
     if importlib.util.find_spec("moviepy") is None:
         raise ValueError("Recording videos needs MoviePy (and pygame for the classic-control envs): "
                          "pip install 'tfpg[video]'.")
+    try:  # made and tried now, so that an evaluation does not run to its end before the first video fails
+        os.makedirs(video_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=video_dir):
+            pass
+    except OSError as error:
+        raise ValueError(f"video_dir={video_dir!r} cannot be written ({error.strerror or error}); choose a "
+                         f"directory you can write to.") from None
     return video_dir
 
 
@@ -45,7 +53,6 @@ def recorded_env(env_id: str, video_dir: str, prefix: str) -> gym.Env:
     if not is_mujoco(env):
         return start_recording(env, video_dir, prefix)
     env.close()
-    os.makedirs(video_dir, exist_ok=True)
     return RecordingProcess(env_id, video_dir, _unique_prefix(video_dir, prefix))
 
 
@@ -81,7 +88,6 @@ def start_recording(env: gym.Env, video_dir: str, prefix: str) -> gym.wrappers.R
         raise ValueError(f"Recording a video needs an env that renders RGB frames; this one has "
                          f"render_mode={env.render_mode!r}. Make it with render_mode='rgb_array', or pass its id.")
     _render_headless()
-    os.makedirs(video_dir, exist_ok=True)
     unique = _unique_prefix(video_dir, prefix)
     with warnings.catch_warnings():  # the names are new, so the folder's older videos are not overwritten
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
