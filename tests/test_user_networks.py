@@ -235,6 +235,30 @@ def test_a_policy_distribution_without_an_analytic_kl_or_entropy_is_refused_when
     assert not agent.built
 
 
+def test_a_policy_no_gradient_can_train_is_refused_when_the_agent_is_built():
+    class Fixed(keras.Model):  # the same uniform distribution whatever the weights
+        def __init__(self):
+            super().__init__()
+            self.layer = keras.layers.Dense(2)
+
+        def call(self, observations):
+            return tfd.Categorical(logits=tf.zeros([tf.shape(observations)[0], 2]))
+
+    class Deterministic(keras.Model):  # a Gaussian of zero standard deviation
+        def __init__(self):
+            super().__init__()
+            self.layer = keras.layers.Dense(1)
+
+        def call(self, observations):
+            return tfd.Independent(tfd.Normal(self.layer(observations), 0.0), 1)
+
+    observation = gym.spaces.Box(-1, 1, (3,), np.float32)
+    with pytest.raises(ValueError, match="does not depend on the model's trainable variables"):
+        tfpg.PPO(policy=lambda o, a: Fixed()).build(observation, gym.spaces.Discrete(2))
+    with pytest.raises(ValueError, match=r"log-probabilities \[nan.*must be finite.*std > 0"):
+        tfpg.PPO(policy=lambda o, a: Deterministic()).build(observation, gym.spaces.Box(-1, 1, (1,), np.float32))
+
+
 def test_a_discrete_policy_whose_heads_do_not_match_the_action_space_is_refused():
     observation = gym.spaces.Box(-1, 1, (3,), np.float32)
     tfpg.PPO(policy=_heads_policy([3, 4])).build(observation, gym.spaces.MultiDiscrete([3, 4]))

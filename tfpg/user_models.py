@@ -125,6 +125,28 @@ def check_policy(policy: keras.Model, observations: tf.Tensor, action: dict) -> 
     if action["type"] != "Box":
         _check_discrete_support(distribution, action)
     _check_analytic(distribution)
+    _check_learnable(policy, observations)
+
+
+def _check_learnable(policy: keras.Model, observations) -> None:
+    """Refuses a policy whose log-probabilities of its own samples are not finite (a deterministic distribution, a
+    zero scale) or do not depend on its trainable variables (a fixed, e.g. uniform, distribution): no policy
+    gradient can train either, and the first update would otherwise stop with advice that does not apply."""
+    with tf.GradientTape() as tape:
+        distribution = policy(observations)
+        log_probs = distribution.log_prob(tf.stop_gradient(distribution.sample(seed=[0, 1])))
+    if not bool(tf.reduce_all(tf.math.is_finite(log_probs))):
+        raise ValueError(
+            f"The policy model's {type(distribution).__name__} gives its own samples the log-probabilities "
+            f"{log_probs.numpy().tolist()}; they must be finite for a policy gradient (a deterministic "
+            f"distribution or a zero standard deviation has none). Return a stochastic distribution, e.g. "
+            f"tfd.Independent(tfd.Normal(mean, std), 1) with std > 0.")
+    variables = policy.trainable_variables
+    if not variables or all(gradient is None for gradient in tape.gradient(log_probs, variables)):
+        raise ValueError(
+            f"The policy model's {type(distribution).__name__} does not depend on the model's trainable variables, "
+            f"so no update can change it (a fixed distribution, e.g. uniform). Compute the distribution's "
+            f"parameters from the observations with the model's layers.")
 
 
 def _check_analytic(distribution: tfd.Distribution) -> None:
