@@ -245,3 +245,59 @@ def test_ppo_balances_cartpole_with_its_velocities_hidden_only_with_a_recurrent_
 
     assert evaluated(recurrent="lstm", recurrent_units=32, sequence_length=32) >= 300
     assert evaluated() < 150  # positions alone: the same budget keeps the pole up for a few dozen steps
+
+
+def test_a_users_one_step_recurrent_policy_and_value_learn_to_remember_a_cue(tmp_path):
+    agent = tfpg.PPO(seed=0, policy="user_networks:recurrent_policy", value="user_networks:recurrent_value",
+                     rollout_steps=64, sequence_length=16, learning_rate=1e-3)
+    agent.fit(_vector(CueEnv, 8), 6144, verbose=0)
+    assert agent.state_sizes == {"policy": 16, "value": 8}
+    assert agent.evaluate(CueEnv(), episodes=100)["mean_return"] >= 0.9  # without memory: 0.5 expected
+    agent.save(str(tmp_path / "run"))
+    loaded = tfpg.load(str(tmp_path / "run"))
+    observations = np.array([[1.0], [-1.0]], np.float32)
+    np.testing.assert_allclose(loaded.predict(observations)[1], agent.predict(observations)[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("value", [None, "user_networks:value_model"])
+def test_a_users_recurrent_policy_serves_as_it_predicts_beside_a_feed_forward_value_model(value, tmp_path):
+    agent = tfpg.A2C(seed=0, policy="user_networks:recurrent_policy", value=value, rollout_steps=8)
+    agent.fit(_vector(CueEnv, 2), 32, verbose=0)
+    assert agent.state_sizes == {"policy": 16}
+    served = tf.saved_model.load(agent.export(str(tmp_path / "policy"))).signatures
+    state, served_state = None, served["initial_state"](batch_size=tf.constant(1))
+    for step, observation in enumerate([[1.0], [0.0], [0.0], [-1.0]]):
+        action, state = agent.predict(np.array(observation, np.float32), state=state)
+        out = served["serving_default"](observations=tf.constant([observation]), episode_start=tf.constant([step == 0]),
+                                        **served_state)
+        served_state = {name: out[name] for name in served_state}
+        assert out["actions"].numpy()[0] == action
+        np.testing.assert_allclose(out["policy_state"], state, atol=1e-5)
+    assert set(served_state) == {"policy_state"}
+
+
+def test_a_users_recurrent_model_that_breaks_the_contract_is_refused_naming_it():
+    import keras
+
+    class NoState(keras.Model):
+        state_size = 4
+
+        def __init__(self):
+            super().__init__()
+            self.layer = keras.layers.Dense(2)
+
+        def call(self, observations, state):
+            return tfp_categorical(self.layer(observations))
+
+    with pytest.raises(ValueError, match=r"must return \(output, new_state\)"):
+        tfpg.PPO(policy=lambda o, a: NoState()).build(CueEnv.observation_space, CueEnv.action_space)
+    with pytest.raises(ValueError, match="value model is recurrent .* but the policy is not"):
+        tfpg.PPO(value="user_networks:recurrent_value").build(CueEnv.observation_space, CueEnv.action_space)
+    with pytest.raises(ValueError, match="ACKTR .* a recurrent policy .* is refused"):
+        tfpg.ACKTR(policy="user_networks:recurrent_policy").build(CueEnv.observation_space, CueEnv.action_space)
+
+
+def tfp_categorical(logits):
+    import tensorflow_probability as tfp
+
+    return tfp.distributions.Categorical(logits=logits)

@@ -48,3 +48,43 @@ def policy_model(observation_space, action_space):
 def value_model(observation_space, action_space):
     """A Dense value network with a [batch, 1] output (tfpg squeezes it)."""
     return keras.Sequential([keras.layers.Dense(32, activation="tanh"), keras.layers.Dense(1)])
+
+
+class GRUPolicy(keras.Model):
+    """A user's recurrent categorical policy, written as one step: a GRU cell, then logits."""
+
+    state_size = 16
+
+    def __init__(self, actions):
+        super().__init__()
+        self.cell = keras.layers.GRUCell(self.state_size)
+        self.logits = keras.layers.Dense(actions)
+
+    def call(self, observations, state):
+        output, new_state = self.cell(observations, [state])
+        return tfd.Categorical(logits=self.logits(output)), new_state[0]
+
+
+class GRUValue(keras.Model):
+    """A user's recurrent value model, one step at a time."""
+
+    state_size = 8
+
+    def __init__(self):
+        super().__init__()
+        self.cell = keras.layers.GRUCell(self.state_size)
+        self.value = keras.layers.Dense(1)
+
+    def call(self, observations, state):
+        output, new_state = self.cell(observations, [state])
+        return self.value(output), new_state[0]
+
+
+def recurrent_policy(observation_space, action_space):
+    """`GRUPolicy` for Discrete actions."""
+    return GRUPolicy(int(action_space.n))
+
+
+def recurrent_value(observation_space, action_space):
+    """`GRUValue`."""
+    return GRUValue()

@@ -6,10 +6,11 @@ run's copies, in whichever process it steps) draws its action noise from its own
 stream `SeedSequence(seed, spawn_key=(i,))`, and the mirror computes every row
 independently of the others. So a batch does not depend on how the copies are
 split between processes: K workers of M copies act exactly as one vector env of
-K×M copies. A recurrent policy acts through one compiled TensorFlow call per
-vector step, with the action noise of each copy drawn from that copy's stream in
-the same way (`tfpg.action_noise`), so its batches do not depend on the split
-either; it keeps each copy's state between steps and batches, zeroed at every
+K×M copies. tfpg's recurrent policies act through one compiled TensorFlow call
+per vector step, with the action noise of each copy drawn from that copy's stream
+in the same way (`tfpg.action_noise`), so their batches do not depend on the
+split either (a user's recurrent policy is seeded as other policies are, below);
+a recurrent policy keeps each copy's state between steps and batches, zeroed at every
 episode start. Other policies act through one compiled TensorFlow call per
 vector step, seeded per step from the stream of the first copy they step; their
 batches are reproducible for a given split, and the same in distribution for
@@ -28,6 +29,7 @@ from tfpg.action_noise import draw_noise, model_noise, noise_shape, sample_with_
 from tfpg.compiled import compiled
 from tfpg.errors import EnvError
 from tfpg.native_output import held_back
+from tfpg.networks import PolicyNetwork
 from tfpg.numpy_policy import NumpyPolicy, mirrors
 from tfpg.observations import ObservationSpec
 from tfpg.recurrent import sequence_input
@@ -63,24 +65,29 @@ class ActingPolicy:
                 input_signature=[self.observation_spec.tensor_specs(), tf.TensorSpec([2], tf.int32)],
             ).get_concrete_function()
         else:
+            # tfpg's own heads sample from noise drawn per copy; a user's distribution samples with a seed
+            self.copy_noise = isinstance(policy, PolicyNetwork)
+            randomness = tf.TensorSpec([None, *noise_shape(action)], tf.float32) if self.copy_noise \
+                else tf.TensorSpec([2], tf.int32)
             self._sample = compiled(
                 self._sample_recurrent,
-                input_signature=[input_signature(self.observation_spec, {"policy": state_size}),
-                                 tf.TensorSpec([None, *noise_shape(action)], tf.float32)],
+                input_signature=[input_signature(self.observation_spec, {"policy": state_size}), randomness],
             ).get_concrete_function()
         with held_back():  # the first run optimises the graph, when oneDNN prints its notices (tfpg.native_output)
             if state_size is None:
                 self._sample(example, tf.constant([0, 0], tf.int32))
             else:
                 self._sample(sequence_input(example, tf.ones([1]), {"policy": tf.zeros([1, state_size])}),
-                             tf.zeros([1, *noise_shape(action)]))
+                             tf.zeros([1, *noise_shape(action)]) if self.copy_noise else tf.constant([0, 0]))
 
     def _sample_tensorflow(self, observations, seed):
         return self.policy(observations).sample(seed=seed)
 
-    def _sample_recurrent(self, inputs, noise):
-        features, _, final = self.policy.torso_and_state(inputs)
-        return sample_with_noise(self.policy.head(features), noise, self.action), final
+    def _sample_recurrent(self, inputs, randomness):
+        distribution, _, final = self.policy.sequence(inputs)
+        if self.copy_noise:
+            return sample_with_noise(distribution, randomness, self.action), final
+        return distribution.sample(seed=randomness), final
 
     def weights(self) -> list[np.ndarray]:
         """The policy's weights, observation statistics included (`keras.Model.get_weights`)."""
@@ -135,9 +142,12 @@ class ActingPolicy:
                                                                 tf.constant(next(seeds))).numpy()
 
     def _recurrent_sampler(self, seed: np.ndarray, steps: int, copies: range) -> Callable[..., np.ndarray]:
-        noise = np.stack([model_noise(draw_noise(copy_stream(seed, copy), steps, self.action), self.action)
-                          for copy in copies], axis=1)
-        steps_noise = iter(noise)
+        if self.copy_noise:
+            randomness = iter(np.stack([model_noise(draw_noise(copy_stream(seed, copy), steps, self.action),
+                                                    self.action) for copy in copies], axis=1))
+        else:
+            randomness = iter(copy_stream(seed, copies.start).integers(0, 2**31 - 1, size=(steps, 2),
+                                                                        dtype=np.int32))
         if self.states is None or len(self.states) != len(copies):
             self.states = np.zeros((len(copies), self.state_size), np.float32)  # every copy starts an episode
 
@@ -145,7 +155,7 @@ class ActingPolicy:
             inputs = sequence_input(self.observation_spec.model_input(observations),
                                     tf.constant(np.asarray(episode_starts, np.float32)),
                                     {"policy": tf.constant(self.states)})
-            actions, states = self._sample(inputs, tf.constant(next(steps_noise)))
+            actions, states = self._sample(inputs, tf.constant(next(randomness)))
             self.states = states.numpy()
             return actions.numpy()
 

@@ -42,7 +42,7 @@ from tfpg.normalization import observation_normalizer
 from tfpg.observations import ObservationSpec, batch_size
 from tfpg.reward_scaling import RewardScaler
 from tfpg.returns import generalized_advantages
-from tfpg.recurrent import sequence_input
+from tfpg.recurrent import RECOMPUTE_REFUSAL, sequence_input
 from tfpg.rollout_sources import ANY, RolloutSources
 from tfpg.sequence_models import SequenceModels
 from tfpg.sequences import input_signature
@@ -133,7 +133,9 @@ class OnPolicyAgent:
         self._shares_torso = shares_torso(self.policy, self.value_model)
         # a recurrent agent's state widths by model role ({} for feed-forward networks): see tfpg.recurrent
         self.state_sizes = dict(self._model_builder.state_sizes)
-        self._sequences = SequenceModels(self.policy, self.value_model, self._shares_torso) \
+        if self.state_sizes:
+            self._check_recurrent_support()
+        self._sequences = SequenceModels(self.policy, self.value_model, self._shares_torso, self.state_sizes) \
             if self.state_sizes else None
         self.observation_spec = ObservationSpec(observation)
         # the shape of one observation (a nest of shapes for Dict and Tuple spaces)
@@ -220,6 +222,12 @@ class OnPolicyAgent:
         if env_id is not None and env_id != self.env_id:
             self.env_id = env_id
             self._metadata.assign(self._metadata_json())
+
+    def _check_recurrent_support(self) -> None:
+        """Raises a `ValueError` if this agent's settings cannot train a recurrent policy (a user's: tfpg's own
+        recurrent layer is checked with the config)."""
+        if self._recomputes_advantages():
+            raise ValueError(RECOMPUTE_REFUSAL)
 
     def _build_training(self) -> dict:
         """Creates the algorithm's optimizers and state; returns them by name for the checkpoint."""

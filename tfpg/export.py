@@ -140,7 +140,7 @@ class PolicyModule(tf.Module):
         memory_specs = [tf.TensorSpec((None,), tf.bool, name="episode_start"),
                         *[tf.TensorSpec((None, size), tf.float32, name=name)
                           for name, size in zip(state_names, sizes.values())]] if sizes else []
-        sequences = SequenceModels(policy, value_model, shares_torso(policy, value_model)) if sizes else None
+        sequences = SequenceModels(policy, value_model, shares_torso(policy, value_model), sizes) if sizes else None
 
         def model_input(flat, memory):
             """The models' input from serving tensors, one per leaf, cast to the models' dtypes."""

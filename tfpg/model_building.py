@@ -19,6 +19,7 @@ from tfpg.network_factories import NetworkSpec
 from tfpg.networks import ObservationEncoder, PolicyNetwork, ValueNetwork
 from tfpg.normalization import RunningNormalization
 from tfpg.recurrent import RecurrentCore, sequence_input
+from tfpg.user_recurrent import UserRecurrentPolicy, UserRecurrentValue, is_recurrent_model
 from tfpg.space_descriptions import space_from_description
 from tfpg.user_models import CHECK_BATCH, UserPolicy, UserValue, check_encoder, check_inference_layers, \
     check_policy, check_value
@@ -53,14 +54,21 @@ class ModelBuilder:
                              f"works with the recurrent layer: it runs before it).")
         self._made: list = []
         self.example_observations = ObservationSpec(observation).example_batch(CHECK_BATCH)
-        self.check_observations = self.example_observations  # what the models are called with once, to build them
+        # the width of each recurrent model's state by role: tfpg's recurrent layer's, or what a user's
+        # recurrent model declares (known once it is made)
         self.state_sizes = {}
         if config.recurrent != "none":
             size = RecurrentCore(config.recurrent, config.recurrent_units).state_size
             self.state_sizes = {"policy": size} if config.shared_network else {"policy": size, "value": size}
-            self.check_observations = sequence_input(
-                self.example_observations, tf.ones([CHECK_BATCH]),
-                {role: tf.zeros([CHECK_BATCH, size]) for role, size in self.state_sizes.items()})
+
+    @property
+    def check_observations(self):
+        """What the models are called with once, to build and check them: a batch of example observations, or
+        for recurrent models a one-step sequence input of them from zero states."""
+        if not self.state_sizes:
+            return self.example_observations
+        return sequence_input(self.example_observations, tf.ones([CHECK_BATCH]),
+                              {role: tf.zeros([CHECK_BATCH, size]) for role, size in self.state_sizes.items()})
 
     def _recurrent(self) -> RecurrentCore | None:
         if self.config.recurrent == "none":
@@ -105,9 +113,12 @@ class ModelBuilder:
         """A new policy model (checked if it has user parts)."""
         config = self.config
         if self.spec.policy is not None:
-            model = UserPolicy(self.observation, self.action, self.normalizer,
-                               self._new("policy", self.spec.policy, self.observation_space, self.action_space),
-                               name=name)
+            made = self._new("policy", self.spec.policy, self.observation_space, self.action_space)
+            if is_recurrent_model(made):
+                model = UserRecurrentPolicy(self.observation, self.action, self.normalizer, made, name=name)
+                self.state_sizes["policy"] = model.state_size
+            else:
+                model = UserPolicy(self.observation, self.action, self.normalizer, made, name=name)
             check_policy(model, self.check_observations, self.action)
             check_inference_layers(model.model, "policy model")
             return model
@@ -121,9 +132,16 @@ class ModelBuilder:
         """A new value model, sharing `policy`'s encoder and torso if the network is shared."""
         config = self.config
         if self.spec.value is not None:
-            model = UserValue(self.observation, self.normalizer,
-                              self._new("value", self.spec.value, self.observation_space, self.action_space),
-                              name="value_model")
+            made = self._new("value", self.spec.value, self.observation_space, self.action_space)
+            if is_recurrent_model(made):
+                if "policy" not in self.state_sizes:
+                    raise ValueError("The value model is recurrent (it declares a state_size) but the policy is "
+                                     "not: tfpg carries states for a recurrent policy only. Make the policy "
+                                     "recurrent too, or the value model feed-forward.")
+                model = UserRecurrentValue(self.observation, self.normalizer, made, name="value_model")
+                self.state_sizes["value"] = model.state_size
+            else:
+                model = UserValue(self.observation, self.normalizer, made, name="value_model")
             check_value(model, self.check_observations)
             check_inference_layers(model.model, "value model")
             return model

@@ -108,6 +108,8 @@ class Torso:
         the state each step received `[batch, S]` and the state after the last step `[N, S]` (None otherwise)."""
         states = final = None
         if self.recurrent is None:
+            if isinstance(inputs, dict) and set(inputs) == {OBSERVATIONS, EPISODE_STARTS, STATES}:
+                inputs = inputs[OBSERVATIONS]  # a feed-forward network beside a user's recurrent policy
             features = encoded_features(self.encoder, self.features, inputs)
         else:
             features = encoded_features(self.encoder, self.features, inputs[OBSERVATIONS])
@@ -234,6 +236,12 @@ class PolicyNetwork(Torso, keras.Model):
     def call(self, inputs):
         return self.head(self.torso(inputs))
 
+    def sequence(self, inputs):
+        """`(distribution, received, final)`: the policy over a sequence input's steps, the state each step
+        received and the state after the last one (see `Torso.torso_and_state`)."""
+        features, received, final = self.torso_and_state(inputs)
+        return self.head(features), received, final
+
 
 class ValueNetwork(Torso, keras.Model):
     """Observations → state values `[batch]`: preprocessing, optional encoder, optional recurrent layer, MLP torso,
@@ -271,3 +279,8 @@ class ValueNetwork(Torso, keras.Model):
 
     def call(self, inputs):
         return self.values_of(self.torso(inputs))
+
+    def sequence(self, inputs):
+        """`(values, received, final)` over a sequence input (see `Torso.torso_and_state`)."""
+        features, received, final = self.torso_and_state(inputs)
+        return self.values_of(features), received, final

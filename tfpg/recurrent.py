@@ -15,6 +15,9 @@ import keras
 import tensorflow as tf
 
 KINDS = ("lstm", "gru")
+RECOMPUTE_REFUSAL = ("recompute_advantages re-estimates the values of a batch with the critic trained so far, which "
+                     "a recurrent critic cannot do from the sequences' stored states; set recompute_advantages=False "
+                     "with recurrent policies.")
 # The keys of a sequence input: what a recurrent model reads instead of bare observations.
 OBSERVATIONS, EPISODE_STARTS, STATES = "observations", "episode_starts", "states"
 
@@ -85,19 +88,57 @@ class RecurrentCore(keras.layers.Layer):
         """
         if not self.cell.built:
             self.cell.build(features.shape)
-        copies = tf.shape(state)[0]
-        steps = tf.shape(features)[0] // copies
         width = self.cell.kernel.shape[0]  # known once built, where the features' static width may not be
-        sequences = tf.reshape(features, [steps, copies, width])
-        keep = 1.0 - tf.reshape(tf.cast(episode_starts, features.dtype), [steps, copies, 1])
+        features = tf.ensure_shape(features, [None, width])
+        (outputs,), received, final = run_steps(lambda step, carried: _listed(self._step(step, carried)),
+                                                features, episode_starts, state, [((self.units,), features.dtype)])
+        return outputs, received, final
 
-        def step(carried, inputs):
-            received, _, _ = carried
-            step_features, step_keep = inputs
-            output, new = self._step(step_features, received * step_keep)
-            return new, output, received
 
-        after, outputs, received = tf.scan(
-            step, (sequences, keep),
-            initializer=(state, tf.zeros([copies, self.units], features.dtype), state))
-        return (tf.reshape(outputs, [-1, self.units]), tf.reshape(received, [-1, self.state_size]), after[-1])
+def _listed(outputs_and_state):
+    outputs, state = outputs_and_state
+    return [outputs], state
+
+
+def _time_major(value, copies):
+    """`[T·N, ...]` → `[T, N, ...]`, static dimensions kept."""
+    shape = tf.shape(value)
+    return tf.reshape(value, [shape[0] // copies, copies, *[d if d is not None else shape[1 + i]
+                                                             for i, d in enumerate(value.shape[1:])]])
+
+
+def _rows(value):
+    """`[T, N, ...]` → `[T·N, ...]`, static dimensions kept."""
+    shape = tf.shape(value)
+    return tf.reshape(value, [-1, *[d if d is not None else shape[2 + i] for i, d in enumerate(value.shape[2:])]])
+
+
+def run_steps(step, inputs, episode_starts, state, outputs: list) -> tuple[list, tf.Tensor, tf.Tensor]:
+    """Runs `step(inputs_t, state_t) -> (outputs_t, state_{t+1})` over N time-major sequences, zeroing the state
+    before every step that starts an episode: s'_t = (1 − start_t) · s_t.
+
+    Args:
+        step: one step of the N sequences: a nest of `[N, ...]` inputs and the state `[N, S]` → (a list of
+            `[N, ...]` tensors, the new state `[N, S]`).
+        inputs: a nest of `[T·N, ...]` tensors, row t·N + i step t of sequence i.
+        episode_starts: `[T·N]`, 1.0 where the state is zeroed before the step.
+        state: `[N, S]`, the state before step 0.
+        outputs: `(shape of one row, dtype)` of each output of `step`.
+
+    Returns:
+        `(outputs, received [T·N, S], final [N, S])`: each output over all steps `[T·N, ...]`, the state each
+        step received (before the reset at an episode start), and the state after the last step.
+    """
+    copies = tf.shape(state)[0]
+    sequences = tf.nest.map_structure(lambda value: _time_major(value, copies), inputs)
+    keep = 1.0 - _time_major(tf.cast(episode_starts, state.dtype), copies)[..., None]
+
+    def next_step(carried, elements):
+        received, _, _ = carried
+        step_inputs, step_keep = elements
+        step_outputs, new = step(step_inputs, received * step_keep)
+        return new, list(step_outputs), received
+
+    initial = [tf.zeros(tf.concat([[copies], tf.constant(shape, tf.int32)], axis=0), dtype) for shape, dtype in outputs]
+    after, stacked, received = tf.scan(next_step, (sequences, keep), initializer=(state, initial, state))
+    return [_rows(value) for value in stacked], _rows(received), after[-1]

@@ -18,6 +18,7 @@ import tensorflow_probability as tfp
 
 from tfpg.normalization import RunningNormalization
 from tfpg.networks import ObservationEncoder, action_dtype
+from tfpg.recurrent import OBSERVATIONS, is_sequence_input
 from tfpg.space_descriptions import action_size, head_classes
 
 tfd = tfp.distributions
@@ -46,12 +47,17 @@ class UserPolicy(keras.Model):
         self.discrete = action["type"] == "Discrete"
 
     def call(self, observations):
-        distribution = self.model(self.encoder(observations))
-        if self.discrete and isinstance(distribution, tfd.Categorical) \
-                and distribution.batch_shape.rank == 1 and distribution.event_shape.rank == 0:
-            logits = distribution.logits_parameter()[:, None, :]
-            return tfd.Independent(tfd.Categorical(logits=logits, dtype=distribution.dtype), 1)
-        return distribution
+        return over_flat_actions(self.model(self.encoder(observations)), self.discrete)
+
+
+def over_flat_actions(distribution, discrete: bool):
+    """A user's distribution over tfpg's flat actions: for a `Discrete` action space a `tfd.Categorical` of batch
+    shape `[batch]` is re-expressed over actions `[batch, 1]`; anything else is returned as it is."""
+    if discrete and isinstance(distribution, tfd.Categorical) \
+            and distribution.batch_shape.rank == 1 and distribution.event_shape.rank == 0:
+        logits = distribution.logits_parameter()[:, None, :]
+        return tfd.Independent(tfd.Categorical(logits=logits, dtype=distribution.dtype), 1)
+    return distribution
 
 
 class UserValue(keras.Model):
@@ -70,10 +76,16 @@ class UserValue(keras.Model):
         self.model = model
 
     def call(self, observations):
-        values = self.model(self.encoder(observations))
-        if isinstance(values, tf.Tensor) and values.shape.rank == 2 and values.shape[-1] == 1:
-            return tf.squeeze(values, axis=-1)
-        return values
+        if is_sequence_input(observations):  # a feed-forward value model beside a recurrent policy
+            observations = observations[OBSERVATIONS]
+        return squeezed_values(self.model(self.encoder(observations)))
+
+
+def squeezed_values(values):
+    """Values `[batch]` from a user's value model output (`[batch, 1]` is squeezed)."""
+    if isinstance(values, tf.Tensor) and values.shape.rank == 2 and values.shape[-1] == 1:
+        return tf.squeeze(values, axis=-1)
+    return values
 
 
 def _described(observations) -> str:

@@ -94,6 +94,11 @@ class ACKTR(A2C):
     name = "acktr"
     config_class = ACKTRConfig
 
+    def _check_recurrent_support(self) -> None:
+        raise ValueError("ACKTR preconditions Dense and Conv2D layers with K-FAC and has no Kronecker factors for a "
+                         "recurrent model's state; a recurrent policy (one that declares a state_size) is refused. "
+                         "Use A2C, PPO, NPG or TRPO for a recurrent policy.")
+
     def _build_training(self) -> dict:
         config = self.config
         if config.shared_network:

@@ -12,6 +12,7 @@ from tfpg.agent import OnPolicyAgent
 from tfpg.config import AgentConfig, another_default, hparam
 from tfpg.graph_advantages import generalized_advantages, standardized
 from tfpg.minibatches import minibatch_epochs
+from tfpg.recurrent import RECOMPUTE_REFUSAL
 from tfpg.losses import (adapted_kl_coefficient, approximate_kl, clipped_surrogate_loss, clipped_value_loss,
                          kl_penalty_loss, masked_mean, value_loss)
 from tfpg.update import apply_gradients
@@ -64,9 +65,7 @@ class PPOConfig(AgentConfig):
     def validate(self) -> None:
         super().validate()
         if self.recompute_advantages and self.recurrent != "none":
-            raise ValueError("recompute_advantages re-estimates the values of a batch with the critic trained so "
-                             "far, which a recurrent critic cannot do from the sequences' stored states; set "
-                             "recompute_advantages=False with recurrent policies.")
+            raise ValueError(RECOMPUTE_REFUSAL)
 
 
 class PPO(OnPolicyAgent):
