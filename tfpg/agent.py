@@ -32,7 +32,7 @@ from tfpg.config import AgentConfig, positive_int
 from tfpg.episode_window import EpisodeWindow
 from tfpg.envs import EnvLike
 from tfpg.errors import EnvError
-from tfpg.episodes import play_episodes
+from tfpg.episodes import episode_actor, play_episodes
 from tfpg.inference import checked_observations, checked_state, episode_summary, evaluation_env
 from tfpg.model_building import ModelBuilder, shares_torso, snapshot
 from tfpg.native_output import start_devices_quietly
@@ -45,7 +45,7 @@ from tfpg.returns import generalized_advantages
 from tfpg.recurrent import RECOMPUTE_REFUSAL, sequence_input
 from tfpg.rollout_sources import ANY, RolloutSources
 from tfpg.sequence_models import SequenceModels
-from tfpg.sequences import input_signature
+from tfpg.sequences import input_signature, training_sequence_length
 from tfpg.space_descriptions import ActionAdapter, check_same_spaces, describe_action_space, \
     describe_observation_space
 from tfpg.transitions import Rollout
@@ -337,7 +337,7 @@ class OnPolicyAgent:
         check_rollout_shapes(rollout, self.observation_spec, self._action_size)
         batch, tensors = batch_tensors(rollout, self.observation_spec, self._action_dtype,
                                        self.config.normalize_advantages, self._recomputes_advantages(),
-                                       self._sequence_length(rollout))
+                                       training_sequence_length(rollout, self.state_sizes, self.config))
         steps_before = self.total_steps - rollout.num_steps
         if is_annealed(self.config):  # a constant rate is never written, so a restored optimizer keeps its own
             self._apply_learning_rate(steps_before)
@@ -351,27 +351,6 @@ class OnPolicyAgent:
         used = batch["mask"] > 0
         metrics["explained_variance"] = explained_variance(batch["values"][used], batch["returns"][used])
         return metrics
-
-    def _sequence_length(self, rollout: Rollout) -> int | None:
-        """The steps of the sequences a recurrent agent trains this rollout on (None for a feed-forward agent).
-
-        Raises:
-            ValueError: the rollout has no recurrent states, or `sequence_length` does not divide its steps.
-        """
-        if not self.state_sizes:
-            return None
-        steps = rollout.rewards.shape[0]
-        if rollout.states is None or set(rollout.states) != set(self.state_sizes):
-            raise ValueError("This agent's policy is recurrent, but the rollout holds no recurrent states of its "
-                             "models; collect the batch with this agent (agent.collect(env, steps)).")
-        length = self.config.sequence_length
-        if not 0 < length < steps:
-            return steps
-        if steps % length:
-            raise ValueError(f"The rollout has {steps} steps per env copy, which sequence_length={length} does not "
-                             f"divide; collect rollout_steps={self.config.rollout_steps} steps per copy, or set a "
-                             f"sequence_length that divides {steps}.")
-        return length
 
     def _training_state(self) -> list:
         """Every variable an update may write: networks, optimizer slots and counters, algorithm state."""
@@ -488,22 +467,10 @@ class OnPolicyAgent:
         episodes = positive_int("episodes", episodes)
         with evaluation_env(env, video_dir, f"{self.name}-evaluation") as (single, videos):
             self.build(single.observation_space, single.action_space)
-            returns, lengths = play_episodes(single, self._episode_actor(deterministic), episodes,
+            returns, lengths = play_episodes(single, episode_actor(self.predict, deterministic, bool(self.state_sizes)),
+                                             episodes,
                                              self.seed + 10_000, max_seconds)
         return episode_summary(returns, lengths, videos if video_dir is not None else None)
-
-    def _episode_actor(self, deterministic: bool):
-        """`act(observation, episode_start) -> action` for `play_episodes`, carrying a recurrent policy's state."""
-        if not self.state_sizes:
-            return lambda observation, episode_start: self.predict(observation, deterministic)
-        state = None
-
-        def act(observation, episode_start):
-            nonlocal state
-            action, state = self.predict(observation, deterministic, None if episode_start else state)
-            return action
-
-        return act
 
     # --------------------------------------------------------------- properties
     @property

@@ -53,3 +53,18 @@ def play_episodes(env: gym.Env, act: Callable[[Any, bool], Any], episodes: int,
         returns.append(total)
         lengths.append(length)
     return returns, lengths
+
+
+def episode_actor(predict: Callable, deterministic: bool, recurrent: bool) -> Callable[[Any, bool], Any]:
+    """`act(observation, episode_start) -> action` for `play_episodes` from an agent's `predict`, carrying a
+    recurrent policy's state from step to step and starting it afresh with every episode."""
+    if not recurrent:
+        return lambda observation, episode_start: predict(observation, deterministic)
+    state = None
+
+    def act(observation, episode_start):
+        nonlocal state
+        action, state = predict(observation, deterministic, None if episode_start else state)
+        return action
+
+    return act

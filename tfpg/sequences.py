@@ -13,8 +13,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfpg.config import AgentConfig
 from tfpg.observations import ObservationSpec, map_arrays
 from tfpg.recurrent import EPISODE_STARTS, OBSERVATIONS, STATES, is_sequence_input, sequence_input
+from tfpg.transitions import Rollout
 
 
 def input_signature(observation_spec: ObservationSpec, state_sizes: dict) -> object:
@@ -76,3 +78,27 @@ def gather_sequences(batch: dict, chosen: tf.Tensor, count: tf.Tensor) -> dict:
         return tf.nest.map_structure(rows, value)
 
     return {name: select(value) for name, value in batch.items()}
+
+
+def training_sequence_length(rollout: Rollout, state_sizes: dict, config: AgentConfig) -> int | None:
+    """L: the steps of the sequences a recurrent agent trains a `Rollout` on (None for a feed-forward agent,
+    whose `state_sizes` are empty): `config.sequence_length`, or the rollout's steps where that is 0 or more.
+
+    Raises:
+        ValueError: the rollout holds no recurrent states of the agent's models, or `sequence_length` does not
+            divide its steps.
+    """
+    if not state_sizes:
+        return None
+    steps = rollout.rewards.shape[0]
+    if rollout.states is None or set(rollout.states) != set(state_sizes):
+        raise ValueError("This agent's policy is recurrent, but the rollout holds no recurrent states of its "
+                         "models; collect the batch with this agent (agent.collect(env, steps)).")
+    length = config.sequence_length
+    if not 0 < length < steps:
+        return steps
+    if steps % length:
+        raise ValueError(f"The rollout has {steps} steps per env copy, which sequence_length={length} does not "
+                         f"divide; collect rollout_steps={config.rollout_steps} steps per copy, or set a "
+                         f"sequence_length that divides {steps}.")
+    return length
