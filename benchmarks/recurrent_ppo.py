@@ -11,7 +11,8 @@ Tasks (the observation wrapper is tfpg's `tfpg/mask_observation.py`, loaded by p
 Both sides: an LSTM between the flat observations and [64, 64] tanh layers, one LSTM for the policy and
 one for the value, PPO's clipped loss (ε 0.2), the task's settings below for both, constant learning rate,
 normalised advantages, no observation normalisation or reward scaling (sb3-contrib's defaults), orthogonal
-initialisation, initial log-std 0, synchronous vector envs. tfpg trains on whole sequences of each copy's
+initialisation, an initial std of 1 (sb3's log_std_init=0; tfpg's initial_log_std is in units of the action
+half-range, so −log 2 on Pendulum), synchronous vector envs. tfpg trains on whole sequences of each copy's
 rollout (`sequence_length` = `rollout_steps`); sb3-contrib cuts them at episode starts and pads them.
 Each (library, task, seed) runs in its own subprocess with `--threads` threads for its tensor ops; the
 final deterministic policy is evaluated on `--eval_episodes` episodes, and the training steps/s is the
@@ -65,6 +66,16 @@ def _masked(task):
     return lambda: module.MaskObservation(gym.make(settings["env"]), keep=settings["keep"])
 
 
+def _absolute_log_std_zero(envs):
+    """tfpg's initial log-std (in units of the action half-range) that gives sb3's log_std_init=0, std 1."""
+    import numpy as np
+
+    space = envs.single_action_space
+    if not hasattr(space, "high"):
+        return 0.0
+    return float(-np.log(np.mean((space.high - space.low) / 2.0)))
+
+
 def _tfpg(task, seed):
     import gymnasium as gym
 
@@ -75,7 +86,7 @@ def _tfpg(task, seed):
                      sequence_length=s["steps"], minibatch_size=s["minibatch"], epochs=s["epochs"],
                      learning_rate=s["learning_rate"], learning_rate_schedule="constant", gamma=s["gamma"],
                      gae_lambda=s["gae_lambda"], normalize_observations=False, scale_rewards=False,
-                     initial_log_std=0.0, clip_range=0.2, value_coef=0.5, entropy_coef=0.0, max_grad_norm=0.5)
+                     initial_log_std=_absolute_log_std_zero(envs), clip_range=0.2, value_coef=0.5, entropy_coef=0.0, max_grad_norm=0.5)
     envs = gym.vector.SyncVectorEnv([_masked(task)] * s["envs"], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     start = time.perf_counter()
     agent.fit(envs, s["total"], verbose=0)
