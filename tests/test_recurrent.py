@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import tfpg
-from tfpg.recurrent import RecurrentCore, sequence_input
+from tfpg.recurrent import STATES, RecurrentCore, sequence_input
 from tfpg.sequences import cut_sequences, flat_sequences, gather_sequences, sequence_starts
 
 from conftest import CounterEnv
@@ -58,7 +58,7 @@ def test_sequences_are_cut_per_copy_and_picked_whole_with_their_starting_state()
              "returns": tf.constant(flat_sequences(grid, length))}
     picked = gather_sequences(batch, tf.constant([3, 1]), tf.constant(count))
     np.testing.assert_array_equal(tf.reshape(picked["returns"], [length, 2]), cut[:, [3, 1]])
-    np.testing.assert_array_equal(picked["observations"]["states"]["policy"], starts[[3, 1]])
+    np.testing.assert_array_equal(picked["observations"][STATES]["policy"], starts[[3, 1]])
 
 
 def test_collection_marks_episode_starts_and_acting_carries_the_state_the_batch_is_evaluated_with():

@@ -17,7 +17,7 @@ import tensorflow_probability as tfp
 from tfpg.image_encoder import is_image
 from tfpg.normalization import RunningNormalization
 from tfpg.observations import ObservationSpec, is_nested
-from tfpg.recurrent import EPISODE_STARTS, OBSERVATIONS, STATES, RecurrentCore
+from tfpg.recurrent import EPISODE_STARTS, OBSERVATIONS, STATES, RecurrentCore, is_sequence_input
 from tfpg.space_descriptions import action_size, flat_size
 
 tfd = tfp.distributions
@@ -108,7 +108,7 @@ class Torso:
         the state each step received `[batch, S]` and the state after the last step `[N, S]` (None otherwise)."""
         states = final = None
         if self.recurrent is None:
-            if isinstance(inputs, dict) and set(inputs) == {OBSERVATIONS, EPISODE_STARTS, STATES}:
+            if is_sequence_input(inputs):
                 inputs = inputs[OBSERVATIONS]  # a feed-forward network beside a user's recurrent policy
             features = encoded_features(self.encoder, self.features, inputs)
         else:

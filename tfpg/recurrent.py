@@ -18,8 +18,9 @@ KINDS = ("lstm", "gru")
 RECOMPUTE_REFUSAL = ("recompute_advantages re-estimates the values of a batch with the critic trained so far, which "
                      "a recurrent critic cannot do from the sequences' stored states; set recompute_advantages=False "
                      "with recurrent policies.")
-# The keys of a sequence input: what a recurrent model reads instead of bare observations.
-OBSERVATIONS, EPISODE_STARTS, STATES = "observations", "episode_starts", "states"
+# The keys of a sequence input: what a recurrent model reads instead of bare observations (prefixed, so that no
+# Dict observation space of a user's can be taken for one).
+OBSERVATIONS, EPISODE_STARTS, STATES = "tfpg_observations", "tfpg_episode_starts", "tfpg_states"
 
 
 def sequence_input(observations, episode_starts, states: dict) -> dict:

@@ -12,6 +12,7 @@ from tfpg.agent import OnPolicyAgent
 from tfpg.config import AgentConfig, another_default, hparam
 from tfpg.graph_advantages import generalized_advantages, standardized
 from tfpg.minibatches import minibatch_epochs
+from tfpg.networks import PolicyNetwork
 from tfpg.recurrent import RECOMPUTE_REFUSAL
 from tfpg.losses import (adapted_kl_coefficient, approximate_kl, clipped_surrogate_loss, clipped_value_loss,
                          kl_penalty_loss, masked_mean, value_loss)
@@ -103,7 +104,9 @@ class PPO(OnPolicyAgent):
         self.kl_beta = tf.Variable(config.initial_kl_beta, dtype=tf.float32, trainable=False, name="kl_beta")
         # A recurrent layer runs a loop over each sequence's steps; XLA compiles a minibatch's loops, forward and
         # backward, into one program, which took a third of the time per minibatch (benchmarks/RESULTS.md).
-        self._minibatch_step = tf.function(self._train_minibatch, jit_compile=True) if self.state_sizes \
+        # Only for tfpg's own networks: a user's model may hold operations XLA cannot compile.
+        compiles = bool(self.state_sizes) and isinstance(self.policy, PolicyNetwork)
+        self._minibatch_step = tf.function(self._train_minibatch, jit_compile=True) if compiles \
             else self._train_minibatch
         return {"optimizer": self.optimizer, "kl_beta": self.kl_beta}
 
