@@ -82,12 +82,13 @@ def _tfpg(task, seed):
     import tfpg
 
     s = TASKS[task]
+    envs = gym.vector.SyncVectorEnv([_masked(task)] * s["envs"], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     agent = tfpg.PPO(seed=seed, recurrent="lstm", recurrent_units=s["units"], rollout_steps=s["steps"],
                      sequence_length=s["steps"], minibatch_size=s["minibatch"], epochs=s["epochs"],
                      learning_rate=s["learning_rate"], learning_rate_schedule="constant", gamma=s["gamma"],
                      gae_lambda=s["gae_lambda"], normalize_observations=False, scale_rewards=False,
-                     initial_log_std=_absolute_log_std_zero(envs), clip_range=0.2, value_coef=0.5, entropy_coef=0.0, max_grad_norm=0.5)
-    envs = gym.vector.SyncVectorEnv([_masked(task)] * s["envs"], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                     initial_log_std=_absolute_log_std_zero(envs), clip_range=0.2, value_coef=0.5,
+                     entropy_coef=0.0, max_grad_norm=0.5)
     start = time.perf_counter()
     agent.fit(envs, s["total"], verbose=0)
     seconds = time.perf_counter() - start

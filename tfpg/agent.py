@@ -609,6 +609,6 @@ class OnPolicyAgent:
         self._sources.close()
 
     def __reduce_ex__(self, protocol):  # what pickle, copy.copy and copy.deepcopy all call
-        raise TypeError(f"A tfpg agent cannot be pickled or copied: it holds TensorFlow variables, compiled functions "
-                        f"and open envs. Save it with agent.save(path) and make a copy with tfpg.load(path) (in any "
-                        f"process), or export its policy with agent.export(path).")
+        raise TypeError("A tfpg agent cannot be pickled or copied: it holds TensorFlow variables, compiled functions "
+                        "and open envs. Save it with agent.save(path) and make a copy with tfpg.load(path) (in any "
+                        "process), or export its policy with agent.export(path).")
