@@ -27,6 +27,14 @@ def cluster():
     nodes.shutdown()
 
 
+def _wait_for_free_cpus(count, seconds=120.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while ray.available_resources().get("CPU", 0) < count and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
 def _weights(agent):
     return [v.numpy() for v in agent.policy.weights + agent.value_model.weights]
 
@@ -59,6 +67,7 @@ def test_a_recurrent_policy_collects_with_two_workers_exactly_as_with_one_vector
                     minibatch_size=100, epochs=2)
     local = tfpg.PPO(**settings)
     local_history = local.fit("Pendulum-v1", steps=2 * 600, num_envs=4, verbose=0)
+    _wait_for_free_cpus(2)  # the workers an earlier test killed give their CPUs back once their processes end
     distributed = tfpg.PPO(**settings)
     history = distributed.fit("Pendulum-v1", steps=2 * 600, num_workers=2, envs_per_worker=2,
                               ray_address=cluster.address, verbose=0)
