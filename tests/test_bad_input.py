@@ -140,7 +140,7 @@ def test_the_exported_policy_refuses_malformed_inputs_naming_what_is_allowed(tmp
 
 
 def test_a_batch_that_cannot_fit_in_memory_is_refused_before_anything_runs(tmp_path):
-    from tfpg.collection import available_memory
+    from tfpg.memory_check import available_memory
 
     steps_that_fit_nowhere = available_memory() // 10  # each step stores 2 observations of 4 float32s and more
     agent = tfpg.A2C(seed=0, rollout_steps=int(steps_that_fit_nowhere))

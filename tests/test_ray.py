@@ -7,6 +7,7 @@ import pytest
 
 import tfpg
 from tests import fault_envs
+from tfpg.ray_cluster import LOCAL_SYSTEM_CONFIG
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
@@ -19,7 +20,9 @@ pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 @pytest.fixture(scope="module")
 def cluster():
     """Two Ray nodes of one CPU each, and this process connected to them."""
-    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    # at normal priority, as tfpg's own local instances run them (tfpg.ray_cluster.LOCAL_SYSTEM_CONFIG)
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                          "_system_config": LOCAL_SYSTEM_CONFIG})
     nodes.add_node(num_cpus=1)
     ray.init(address=nodes.address, include_dashboard=False, logging_level="warning")
     yield nodes

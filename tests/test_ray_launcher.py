@@ -106,6 +106,8 @@ def test_ctrl_c_stops_the_workers_and_ray_and_leaves_no_process_behind(tmp_path)
                                          stderr=subprocess.STDOUT, text=True)
     assert process.poll() is None, process.communicate()[0][-3000:]
     assert _processes_mentioning(ray_temp), "the run's Ray processes were not found"
+    workers = [int(line.split(":")[0]) for line in _processes_mentioning(ray_temp) if "RolloutWorker" in line]
+    assert workers and all(os.getpriority(os.PRIO_PROCESS, pid) == 0 for pid in workers)  # not Ray's nice 15
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 130, output[-3000:]

@@ -54,7 +54,7 @@ def test_the_readme_commands_train_across_two_hosts(tmp_path):
     commands = readme_cluster_commands()
     kinds = ["ray get-auth-token", "export", "ray start --head", "ray start --address", "python -m tfpg.train"]
     assert [next(kind for kind in kinds if command.startswith(kind)) for command in commands] == kinds, commands
-    env: dict[str, str] = {}
+    env: dict[str, str] = {"RAY_worker_niceness": "0"}  # as tfpg's local instances (tests beside it are busy)
     with TwoHosts() as hosts:
         head, node = hosts.hosts
         port = 6379

@@ -149,7 +149,8 @@ def test_the_readme_command_line_block_runs(tmp_path):
 @pytest.mark.xdist_group("ray")
 def test_the_readme_ray_block_runs_on_a_local_cluster(tmp_path):
     ([(phrase, code, prelude)]) = _blocks_of("ray")
-    start = ("import ray\nray.init(address='local', num_cpus=2, include_dashboard=False)\n"
+    start = ("import ray\nray.init(address='local', num_cpus=2, include_dashboard=False, "
+             "_system_config={'worker_niceness': 0})\n"
              "address = ray.get_runtime_context().gcs_address\n")
     _run_python([(phrase, code, start + prelude)], tmp_path)
 

@@ -115,15 +115,26 @@ def test_recomputing_is_part_of_the_one_compiled_update_and_survives_a_resume(co
 
 
 def test_the_memory_estimate_counts_the_successor_observations_the_update_holds(monkeypatch):
-    import tfpg.collection
+    import tfpg.memory_check
     space = gym.spaces.Box(0, 255, (84, 84, 4), np.uint8)
     per_step_without = 2 * 84 * 84 * 4 + 4 * 1 + 40    # two observations, one int32 action, ten float32 fields
-    monkeypatch.setattr(tfpg.collection, "available_memory", lambda: 100 * (per_step_without + 84 * 84 * 2))
     for recompute, fits in ((False, True), (True, False)):   # 100 steps: 2 copies fit, 3 do not
         agent = tfpg.PPO(seed=0, rollout_steps=100, recompute_advantages=recompute)
         agent.build(space, gym.spaces.Discrete(3))
+        networks = _networks_bytes(agent, rows=100)
+        monkeypatch.setattr(tfpg.memory_check, "available_memory",
+                            lambda: 100 * (per_step_without + 84 * 84 * 2) + networks)
         if fits:
             agent.check_batch_memory(1)
         else:
             with pytest.raises(ValueError, match=f"{per_step_without + 84 * 84 * 4} bytes per step"):
                 agent.check_batch_memory(1)
+
+
+def _networks_bytes(agent, rows):
+    """The networks' part of the memory estimate (tfpg.memory_check.check_batch_memory) for `rows` steps."""
+    from tfpg.memory_check import activation_bytes
+
+    total, largest = activation_bytes(agent._evaluate_fn.get_concrete_function())
+    weights = sum(int(np.prod(v.shape)) * 4 for v in agent._trainable_variables())
+    return max(rows * 2 * largest, min(agent.config.minibatch_size, rows) * 2 * total) + 3 * weights

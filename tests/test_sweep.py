@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -72,11 +74,21 @@ def test_a_trial_with_checkpoints_resumes_with_the_settings_of_its_run(tmp_path)
     assert resumed[-1] == "--resume" and not any(part.startswith("--learning_rate") for part in resumed)
 
 
-def test_a_sweep_runs_every_trial_summarises_them_and_skips_finished_ones_when_run_again(tmp_path):
+def test_a_sweep_stopped_by_ctrl_c_says_so_and_run_again_finishes_every_trial_then_skips_them(tmp_path):
     outdir = tmp_path / "sweep"
     command = [sys.executable, "-m", "tfpg.sweep", "--algo=a2c", "--envs=CartPole-v1", "--seeds=0,1",
                "--steps=800", "--grid=learning_rate=2e-3", f"--outdir={outdir}", "--extra=--num_envs=2",
                "--extra=--eval_episodes=2"]
+    stopped = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    trial_logs = outdir / "CartPole-v1" / "learning_rate=0.002"
+    deadline = time.monotonic() + 300
+    while not list(trial_logs.glob("seed*.log")) and stopped.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stopped.send_signal(signal.SIGINT)   # a trial's launcher has started, none can have finished
+    out, err = stopped.communicate(timeout=300)
+    assert stopped.returncode == 130, out[-3000:] + err[-3000:]
+    assert "Run the same command again to continue" in err and "Tuner.restore" not in out + err
+    assert not list(outdir.glob("CartPole-v1/*/seed*/evaluation.json"))
     first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     finals = {}

@@ -133,7 +133,7 @@ class ActingPolicy:
         return lambda observations, episode_starts=None: mirror.sample(observations, next(steps_noise))
 
     def _tensorflow_sampler(self, seed: np.ndarray, steps: int, copies: range) -> Callable[[np.ndarray], np.ndarray]:
-        seeds = iter(copy_stream(seed, copies.start).integers(0, 2**31 - 1, size=(steps, 2), dtype=np.int32))
+        seeds = iter(_step_seeds(seed, steps, copies))
         model_input = self.observation_spec.model_input
         sample = self._sample
         # One compiled call per vector step for all copies; the concrete function skips tf.function's
@@ -146,8 +146,7 @@ class ActingPolicy:
             randomness = iter(np.stack([model_noise(draw_noise(copy_stream(seed, copy), steps, self.action),
                                                     self.action) for copy in copies], axis=1))
         else:
-            randomness = iter(copy_stream(seed, copies.start).integers(0, 2**31 - 1, size=(steps, 2),
-                                                                        dtype=np.int32))
+            randomness = iter(_step_seeds(seed, steps, copies))
         if self.states is None or len(self.states) != len(copies):
             self.states = np.zeros((len(copies), self.state_size), np.float32)  # every copy starts an episode
 
@@ -160,6 +159,11 @@ class ActingPolicy:
             return actions.numpy()
 
         return act
+
+
+def _step_seeds(seed: np.ndarray, steps: int, copies: range) -> np.ndarray:
+    """One stateless-op seed pair per vector step of a batch, [steps, 2] int32, from the first copy's stream."""
+    return copy_stream(seed, copies.start).integers(0, 2**31 - 1, size=(steps, 2), dtype=np.int32)
 
 
 def _check_in_space(values: np.ndarray, leaf, copies: range) -> None:

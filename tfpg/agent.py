@@ -26,7 +26,7 @@ from tfpg import checkpoint as checkpoint_module
 from tfpg.acting import ActingPolicy
 from tfpg.callback_list import CallbackList
 from tfpg.callbacks import ProgressBar
-from tfpg.collection import BatchCollector, check_batch_memory
+from tfpg.collection import BatchCollector
 from tfpg.compiled import compiled
 from tfpg.config import AgentConfig, positive_int
 from tfpg.episode_window import EpisodeWindow
@@ -34,6 +34,7 @@ from tfpg.envs import EnvLike
 from tfpg.errors import EnvError
 from tfpg.episodes import episode_actor, play_episodes
 from tfpg.inference import checked_observations, checked_state, episode_summary, evaluation_env
+from tfpg.memory_check import activation_bytes, check_batch_memory, step_bytes
 from tfpg.model_building import ModelBuilder, shares_torso, snapshot
 from tfpg.native_output import start_devices_quietly
 from tfpg.network_factories import NetworkSpec
@@ -262,10 +263,18 @@ class OnPolicyAgent:
         return source
 
     def check_batch_memory(self, copies: int) -> None:
-        """Raises a `ValueError` if a batch of `rollout_steps` × `copies` env steps cannot fit in memory
-        (estimated by `tfpg.collection.check_batch_memory`, before anything is collected). Needs a built agent."""
-        check_batch_memory(self.config.rollout_steps, copies, self.observation_spec, self._action_size,
-                           3 if self._recomputes_advantages() else 2)
+        """Raises a `ValueError` if a batch of `rollout_steps` × `copies` env steps, and the networks'
+        activations on it, cannot fit in memory (estimated by `tfpg.memory_check.check_batch_memory`, before
+        anything is collected). Needs a built agent."""
+        per_step = step_bytes(self.observation_spec, self._action_size, 3 if self._recomputes_advantages() else 2)
+        check_batch_memory(self.config.rollout_steps, copies, per_step,
+                           activation_bytes(self._evaluate_fn.get_concrete_function()), self._gradient_rows(),
+                           sum(int(np.prod(variable.shape)) * np.dtype(variable.dtype).itemsize
+                               for variable in self._trainable_variables()))
+
+    def _gradient_rows(self) -> int | None:
+        """The batch rows of one gradient computation of the update (None: the whole batch)."""
+        return None
 
     def collect(self, env: EnvLike, steps: int) -> Rollout:
         """Collects one batch of experience with the current policy, advantages included.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import numpy as np
@@ -14,44 +13,6 @@ from tfpg.recurrent import sequence_input
 from tfpg.returns import next_state_values
 from tfpg.reward_scaling import RewardScaler
 from tfpg.transitions import Rollout, Transitions
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux's MemAvailable), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as file:
-            for line in file:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-def check_batch_memory(rollout_steps: int, copies: int, observation_spec: ObservationSpec, action_size: int,
-                       observation_copies: int = 2) -> None:
-    """Raises a `ValueError` if a batch of `rollout_steps` × `copies` env steps cannot fit in memory.
-
-    Each step stores its observation `observation_copies` times (the next observation and, densely, the
-    final observation of an episode; a third copy when the update re-estimates advantages and holds the
-    successors as a tensor), its action (`action_size` 4-byte entries) and about ten float32 fields.
-    """
-    steps = rollout_steps * copies
-    observation_bytes = sum(int(np.prod(leaf.shape, dtype=np.int64))
-                            * np.dtype(leaf.description.get("dtype", "int64")).itemsize
-                            for leaf in observation_spec.leaves)
-    per_step = observation_copies * observation_bytes + 4 * action_size + 40
-    needed = steps * per_step
-    available = available_memory()
-    if available is not None and needed > available:
-        raise ValueError(
-            f"A batch of rollout_steps={rollout_steps} × {copies} env copies = {steps} steps needs "
-            f"about {needed / 2**30:.3g} GiB ({per_step} bytes per step), but {available / 2**30:.3g} GiB of "
-            f"memory is available. Lower rollout_steps or the number of env copies."
-        )
 
 
 def flat_steps(array):

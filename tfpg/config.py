@@ -123,6 +123,17 @@ def describe_changes(changes: dict[str, tuple]) -> str:
     return ", ".join(f"{name}={held!r} (asked: {wanted!r})" for name, (held, wanted) in changes.items())
 
 
+def sequence_steps(sequence_length: int, steps: int) -> int:
+    """L, the steps of each training sequence cut from `steps` steps per env copy: `sequence_length`, or all
+    `steps` where `sequence_length` is 0 or not below `steps`.
+
+    Args:
+        sequence_length: the configured length (0 for whole rollouts).
+        steps: the steps per env copy of the batch.
+    """
+    return sequence_length if 0 < sequence_length < steps else steps
+
+
 @dataclasses.dataclass
 class AgentConfig:
     """Hyperparameters shared by every on-policy agent."""
@@ -175,11 +186,8 @@ class AgentConfig:
 
     @property
     def steps_per_sequence(self) -> int:
-        """L: the steps of the sequences a recurrent policy trains on (`sequence_length`, or `rollout_steps`
-        where that is 0 or larger)."""
-        if 0 < self.sequence_length < self.rollout_steps:
-            return self.sequence_length
-        return self.rollout_steps
+        """L: the steps of the sequences a recurrent policy trains on (see `sequence_steps`)."""
+        return sequence_steps(self.sequence_length, self.rollout_steps)
 
     def to_dict(self) -> dict:
         """The fields as a JSON-able dict."""

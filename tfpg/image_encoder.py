@@ -14,6 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfpg.memory_check import check_allocation
+
 # Smallest side the Nature CNN (8×8 stride 4, 4×4 stride 2, 3×3 stride 1) can take.
 NATURE_MIN_SIDE = 36
 
@@ -62,6 +64,7 @@ class ImageEncoder(keras.layers.Layer):
         else:
             raise ValueError(f"Image observations of shape {self.shape} are too small for tfpg's CNN (at least 5 "
                              f"pixels a side); pass encoder= a network of your own.")
+        _check_dense_fits(self.shape, height, width, specs, features)
         self.convolutions = [_conv(f, k, s, f"conv_{i}") for i, (f, k, s) in enumerate(specs)]
         for index, layer in enumerate(self.convolutions):
             setattr(self, f"conv_{index}", layer)  # tracked one by one, so checkpoints see each
@@ -77,6 +80,18 @@ class ImageEncoder(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "shape": self.shape, "features": self.dense.units}
+
+
+def _check_dense_fits(shape: tuple, height: int, width: int, specs: list, features: int) -> None:
+    """Refuses images so large that the Dense layer after the convolutions cannot be built in memory
+    (initialising an orthogonal kernel holds about six copies of it)."""
+    for _, size, stride in specs:
+        height, width = (height - size) // stride + 1, (width - size) // stride + 1
+    weights = height * width * specs[-1][0] * features
+    check_allocation(6 * 4 * weights, f"tfpg's image encoder for {'×'.join(map(str, shape))} images (a Dense layer "
+                     f"of {weights:,} weights after its convolutions)",
+                     "Downscale the images (e.g. gymnasium.wrappers.ResizeObservation), or pass encoder= a network "
+                     "of your own.")
 
 
 def image_encoder(observation_space) -> ImageEncoder:

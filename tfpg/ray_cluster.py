@@ -11,6 +11,11 @@ from tfpg.ray_watchdog import start_watchdog
 PROBE_SECONDS = 10.0
 _INSTALL = "Install it with: pip install 'tfpg[ray]'."
 
+# Ray starts its workers at niceness 15. tfpg's rollout workers are the critical path of synchronous collection
+# (the learner waits for every batch), so at that priority anything else busy on the machine, the learner
+# included, stalls them: a worker importing TensorFlow next to two busy processes took minutes to start.
+LOCAL_SYSTEM_CONFIG = {"worker_niceness": 0}
+
 
 def import_ray():
     """The `ray` module, or a `ValueError` naming the extra that installs it."""
@@ -108,10 +113,12 @@ def connect(address: str | None) -> bool:
     # "local" starts a new instance: with no address, Ray would join any cluster started on this machine
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     _spare_token_notice()
+    options = {}
     if address == "local":  # an instance of this process's own: its processes must not outlive it
         start_watchdog()
+        options["_system_config"] = LOCAL_SYSTEM_CONFIG
     try:
-        ray.init(address=address, include_dashboard=False, logging_level="warning", log_to_driver=True)
+        ray.init(address=address, include_dashboard=False, logging_level="warning", log_to_driver=True, **options)
     except ConnectionError as error:
         raise ConnectionError(f"Cannot join the Ray cluster at {address!r}: {error}") from None
     return True

@@ -239,6 +239,10 @@ class RayRollouts:
             ray.wait(closing, num_returns=len(closing), timeout=10.0)
         for worker in workers:
             ray.kill(worker)
+        # ray.kill returns before the process ends; a call on a killed actor fails once Ray has marked it dead
+        # (and given its CPUs back), so the next source on the cluster finds them free.
+        if workers:
+            ray.wait([worker.where.remote() for worker in workers], num_returns=len(workers), timeout=10.0)
         if self._owns_connection and ray.is_initialized():
             ray.shutdown()
             self._owns_connection = False

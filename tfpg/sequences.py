@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfpg.config import AgentConfig
+from tfpg.config import AgentConfig, sequence_steps
 from tfpg.observations import ObservationSpec, map_arrays
 from tfpg.recurrent import EPISODE_STARTS, OBSERVATIONS, STATES, is_sequence_input, sequence_input
 from tfpg.transitions import Rollout
@@ -94,9 +94,7 @@ def training_sequence_length(rollout: Rollout, state_sizes: dict, config: AgentC
     if rollout.states is None or set(rollout.states) != set(state_sizes):
         raise ValueError("This agent's policy is recurrent, but the rollout holds no recurrent states of its "
                          "models; collect the batch with this agent (agent.collect(env, steps)).")
-    length = config.sequence_length
-    if not 0 < length < steps:
-        return steps
+    length = sequence_steps(config.sequence_length, steps)
     if steps % length:
         raise ValueError(f"The rollout has {steps} steps per env copy, which sequence_length={length} does not "
                          f"divide; collect rollout_steps={config.rollout_steps} steps per copy, or set a "

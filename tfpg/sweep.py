@@ -27,6 +27,7 @@ of `--ray_address` (unset: a local Ray instance on this machine's cores). Needs
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 
@@ -147,8 +148,12 @@ def main(argv):
         raise app.UsageError(f"Cannot write the sweep into --outdir={FLAGS.outdir!r}: {error.strerror or error}. "
                              f"Choose a directory you can write to.") from None
     tuner, planned = _tuner(tune, outdir, seeds, grid, space)
+    logging.getLogger("ray.tune.tune").addFilter(_drop_restore_advice)
     results = tuner.fit()
     failed = [result for result in results if result.error is not None]
+    # a trial reports eval_mean_return once its runs have finished; Tune returns early only when stopped (Ctrl-C)
+    unfinished = [result for result in results
+                  if result.error is None and "eval_mean_return" not in (result.metrics or {})]
     if planned is None:  # the sampled configurations, each for every seed
         planned = [Trial(FLAGS.envs[0], tuple(sorted(result.config.items())), seed)
                    for result in results for seed in seeds]
@@ -162,10 +167,21 @@ def main(argv):
     plot_curves(panels, os.path.join(outdir, "curves.png"), title=f"{FLAGS.algo.upper()} ")
     print(summary)
     print(f"Summary: {os.path.join(outdir, 'summary.md')}\nCurves:  {os.path.join(outdir, 'curves.png')}")
+    if unfinished:
+        print(f"The sweep was stopped with {len(unfinished)} of {len(results)} trials unfinished; each run "
+              f"directory keeps its checkpoints. Run the same command again to continue: finished trials are "
+              f"skipped and the others resume.", file=sys.stderr)
+        sys.exit(130)
     if failed:
         print(f"{len(failed)} of {len(results)} trials failed; their logs are next to their run directories "
               f"(<run>.log). Run the same command again to retry them.", file=sys.stderr)
         sys.exit(1)
+
+
+def _drop_restore_advice(record: logging.LogRecord) -> bool:
+    """A logging filter: drops Tune's advice to resume a stopped experiment with its Python API (a sweep resumes
+    by running the same command again, as the sweep itself says)."""
+    return "Tuner.restore" not in record.getMessage()
 
 
 def run():

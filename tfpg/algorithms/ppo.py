@@ -143,6 +143,9 @@ class PPO(OnPolicyAgent):
     def _recomputes_advantages(self) -> bool:
         return self.config.recompute_advantages
 
+    def _gradient_rows(self) -> int:
+        return self.config.minibatch_size
+
     def _with_current_advantages(self, batch: dict, time_major: dict) -> dict:
         """`batch` with its advantages and value targets estimated anew by the current critic."""
         config = self.config
