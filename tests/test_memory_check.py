@@ -66,6 +66,6 @@ def test_images_too_large_for_the_default_encoder_are_refused_before_its_weights
                                          r"ResizeObservation.*encoder="):
         ImageEncoder((side, side, 3))
     agent = tfpg.PPO(seed=0)
-    with pytest.raises(ValueError, match="Downscale the images"):
+    with pytest.raises(ValueError, match="^tfpg's image encoder for 1024×1024×3 images .*Downscale the images"):
         agent.fit(BrightSideEnv(side=side, channels=3), steps=8, verbose=0)
     assert not agent.built and agent.total_steps == 0

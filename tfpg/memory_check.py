@@ -75,8 +75,8 @@ def activation_bytes(function: tf.types.experimental.ConcreteFunction) -> tuple[
 def step_bytes(observation_spec: ObservationSpec, action_size: int, observation_copies: int) -> int:
     """Bytes a batch stores per env step: `observation_copies` observations, the action (`action_size`
     4-byte entries) and about ten float32 fields."""
-    observation = sum(int(np.prod(leaf.shape, dtype=np.int64)) * np.dtype(leaf.description.get("dtype", "int64")).itemsize
-                      for leaf in observation_spec.leaves)
+    observation = sum(int(np.prod(leaf.shape, dtype=np.int64))
+                      * np.dtype(leaf.description.get("dtype", "int64")).itemsize for leaf in observation_spec.leaves)
     return observation_copies * observation + 4 * action_size + 40
 
 

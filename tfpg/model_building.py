@@ -81,6 +81,8 @@ class ModelBuilder:
         try:
             made = factory(*arguments)
         except Exception as error:  # a user's factory can fail in any way; say which and how it was called
+            if getattr(factory, "__module__", "").startswith("tfpg."):
+                raise  # tfpg's own factories (the default encoders) name the problem and the fix themselves
             raise ValueError(f"The {role} factory {name!r} raised {type(error).__name__} when called as "
                              f"{name}{signature}: {error}") from None
         if not isinstance(made, keras.layers.Layer):
