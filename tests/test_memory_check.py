@@ -30,7 +30,7 @@ def test_the_activations_counted_include_the_scaled_image_and_the_first_convolut
 
 def test_a_batch_whose_stored_steps_fit_but_whose_activations_do_not_is_refused_before_anything_runs(monkeypatch):
     agent = _built(IMAGE, rollout_steps=256)
-    stored = 256 * step_bytes(agent.observation_spec, 1, 2)
+    stored = 256 * step_bytes(agent.observation_spec.stored_bytes(), 1, 2)
     monkeypatch.setattr(tfpg.memory_check, "available_memory", lambda: int(1.5 * stored))
     with pytest.raises(ValueError, match=r"GiB for the networks \(activations of \d+ bytes per row.*downscale"):
         agent.check_batch_memory(1)

@@ -266,7 +266,8 @@ class OnPolicyAgent:
         """Raises a `ValueError` if a batch of `rollout_steps` × `copies` env steps, and the networks'
         activations on it, cannot fit in memory (estimated by `tfpg.memory_check.check_batch_memory`, before
         anything is collected). Needs a built agent."""
-        per_step = step_bytes(self.observation_spec, self._action_size, 3 if self._recomputes_advantages() else 2)
+        per_step = step_bytes(self.observation_spec.stored_bytes(), self._action_size,
+                              3 if self._recomputes_advantages() else 2)
         check_batch_memory(self.config.rollout_steps, copies, per_step,
                            activation_bytes(self._evaluate_fn.get_concrete_function()), self._gradient_rows(),
                            sum(int(np.prod(variable.shape)) * np.dtype(variable.dtype).itemsize

@@ -8,13 +8,9 @@ becomes 12 MB of float32 at the first convolution's input, per row).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
-
-if TYPE_CHECKING:
-    from tfpg.observations import ObservationSpec
 
 # Operations whose outputs alias their inputs or are the inputs themselves (counted with the stored batch).
 _NO_NEW_MEMORY = {"Placeholder", "Identity", "IdentityN", "Reshape", "Squeeze", "ExpandDims", "StopGradient",
@@ -72,12 +68,10 @@ def activation_bytes(function: tf.types.experimental.ConcreteFunction) -> tuple[
     return total, largest
 
 
-def step_bytes(observation_spec: ObservationSpec, action_size: int, observation_copies: int) -> int:
-    """Bytes a batch stores per env step: `observation_copies` observations, the action (`action_size`
-    4-byte entries) and about ten float32 fields."""
-    observation = sum(int(np.prod(leaf.shape, dtype=np.int64))
-                      * np.dtype(leaf.description.get("dtype", "int64")).itemsize for leaf in observation_spec.leaves)
-    return observation_copies * observation + 4 * action_size + 40
+def step_bytes(observation_bytes: int, action_size: int, observation_copies: int) -> int:
+    """Bytes a batch stores per env step: `observation_copies` observations of `observation_bytes` each
+    (`ObservationSpec.stored_bytes`), the action (`action_size` 4-byte entries) and about ten float32 fields."""
+    return observation_copies * observation_bytes + 4 * action_size + 40
 
 
 def check_batch_memory(rollout_steps: int, copies: int, per_step: int, activations: tuple[int, int] = (0, 0),

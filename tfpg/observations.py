@@ -100,6 +100,11 @@ class ObservationSpec:
         """
         return _values_up_to(self.structure, observations)
 
+    def stored_bytes(self) -> int:
+        """Bytes one observation takes in a rollout: each leaf in its space's dtype (int64 where none is given)."""
+        return sum(int(np.prod(leaf.shape, dtype=np.int64)) * np.dtype(leaf.description.get("dtype", "int64")).itemsize
+                   for leaf in self.leaves)
+
     def model_input(self, observations) -> Any:
         """A batch (NumPy nest) as the tensors the models take (their dtypes)."""
         return self.map(lambda leaf, value: tf.convert_to_tensor(np.asarray(value, leaf.dtype.as_numpy_dtype)),
