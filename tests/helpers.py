@@ -14,6 +14,25 @@ def run(args, timeout=300, **kwargs):
                           timeout=timeout, **kwargs)
 
 
+def readme_blocks() -> list[tuple[str, str]]:
+    """(language, code) of every fenced block of the README, dedented."""
+    import re
+    import textwrap
+
+    with open(os.path.join(ROOT, "README.md")) as file:
+        text = file.read()
+    return [(language, textwrap.dedent(code))
+            for language, code in re.findall(r"^ *```(\w+)\n(.*?)^ *```", text, re.S | re.M)]
+
+
+def substituted(code: str, substitutions: list) -> str:
+    """`code` with each (old, new) replaced; fails if a README block no longer holds `old`."""
+    for old, new in substitutions:
+        assert old in code, f"{old!r} is no longer in its README block:\n{code}"
+        code = code.replace(old, new)
+    return code
+
+
 def read_csv(path):
     """Rows of a CSV file as dicts."""
     with open(path, newline="") as file:

@@ -7,7 +7,6 @@ substitutions no longer fit its block, fails the test.
 
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import textwrap
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, readme_blocks, substituted
 
 # What a reader of the README has at hand before a block that continues the text: tfpg imported, an agent made.
 PRELUDE = "import tfpg\n"
@@ -63,18 +62,9 @@ BLOCKS = {
                                             ('"10.0.0.1:6379"', "address")],
                                     PRELUDE + "agent = tfpg.PPO(rollout_steps=64, minibatch_size=64)\n"),
     "ray start --head": ("elsewhere", "tests/test_ray_two_hosts.py runs these commands on two hosts"),
-    "python -m tfpg.sweep": ("sweep", [("--seeds=0,1,2,3,4", "--seeds=0"), ("--steps=1000000", "--steps=64"),
-                                       ("--envs=Hopper-v5,Walker2d-v5", "--envs=Hopper-v5"),
-                                       ("--grid=learning_rate=1e-4,3e-4", "--grid=learning_rate=1e-4")], ""),
+    "python -m tfpg.sweep": ("elsewhere", "tests/test_sweep.py runs this command, stops it with Ctrl-C and runs "
+                                          "it again"),
 }
-
-
-def readme_blocks() -> list[tuple[str, str]]:
-    """(language, code) of every fenced block of the README, dedented."""
-    with open(os.path.join(ROOT, "README.md")) as file:
-        text = file.read()
-    return [(language, textwrap.dedent(code))
-            for language, code in re.findall(r"^ *```(\w+)\n(.*?)^ *```", text, re.S | re.M)]
 
 
 def _entry(code: str) -> tuple[str, tuple]:
@@ -83,20 +73,13 @@ def _entry(code: str) -> tuple[str, tuple]:
     return matches[0]
 
 
-def _substituted(code: str, substitutions: list) -> str:
-    for old, new in substitutions:
-        assert old in code, f"{old!r} is no longer in its README block:\n{code}"
-        code = code.replace(old, new)
-    return code
-
-
 def _blocks_of(kind: str) -> list[tuple[str, str, str]]:
     """(phrase, substituted code, prelude) of the blocks that run as `kind`."""
     found = []
     for _, code in readme_blocks():
         phrase, how = _entry(code)
         if how[0] == kind:
-            found.append((phrase, _substituted(code, how[1]), how[2]))
+            found.append((phrase, substituted(code, how[1]), how[2]))
     return found
 
 
@@ -153,11 +136,3 @@ def test_the_readme_ray_block_runs_on_a_local_cluster(tmp_path):
              "_system_config={'worker_niceness': 0})\n"
              "address = ray.get_runtime_context().gcs_address\n")
     _run_python([(phrase, code, start + prelude)], tmp_path)
-
-
-@pytest.mark.ray
-@pytest.mark.xdist_group("ray")
-def test_the_readme_sweep_block_runs(tmp_path):
-    [(_, code, _)] = _blocks_of("sweep")
-    _run_commands(code, tmp_path)
-    assert (tmp_path / "runs" / "ppo-sweep" / "summary.md").exists()

@@ -30,9 +30,12 @@ def _listing(logdir):
 
 def test_resume_takes_the_env_and_settings_from_the_run_and_applies_and_records_a_new_learning_rate(tmp_path):
     logdir = tmp_path / "run"
-    first = _train(logdir, "--algo=a2c", "--env=Pendulum-v1", "--num_envs=2", "--rollout_steps=16", "--steps=96")
+    first = _train(logdir, "--algo=a2c", "--env=Pendulum-v1", "--num_envs=2", "--rollout_steps=16", "--steps=96",
+                   "--checkpoint_seconds=0.5", "--keep_checkpoints=1", "--eval_episodes=2")
     assert first.returncode == 0, first.stderr[-3000:]
-    resumed = _train(logdir, "--resume", "--steps=192", "--learning_rate=0.0001")
+    # the checkpoint and evaluation settings are not given again: they carry over from the run
+    resumed = run(["-m", "tfpg.train", f"--logdir={logdir}", "--verbose=0", "--resume", "--steps=192",
+                   "--learning_rate=0.0001"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "learning_rate=0.0001 (was 0.0007)" in resumed.stderr
     rows = read_csv(logdir / "progress.csv")
@@ -40,38 +43,28 @@ def test_resume_takes_the_env_and_settings_from_the_run_and_applies_and_records_
     assert [int(r["total_steps"]) for r in rows] == list(range(32, 193, 32))
     rates = [float(r["learning_rate"]) for r in rows]
     np.testing.assert_allclose(rates, [7e-4] * 3 + [1e-4] * 3, rtol=1e-6)
-    assert json.loads((logdir / "evaluation.json").read_text())["env"] == "Pendulum-v1"
+    evaluation = json.loads((logdir / "evaluation.json").read_text())
+    assert evaluation["env"] == "Pendulum-v1" and evaluation["episodes"] == 2
+    # One checkpoint kept: with the default (3) the first launch's final checkpoint would be kept beside the
+    # resumed launch's.
+    assert len(list((logdir / "checkpoints").glob("*.index"))) == 1
     record = json.loads((logdir / "run.json").read_text())
     assert record["settings"]["env"] == "Pendulum-v1" and record["settings"]["steps"] == 192
+    assert [record["settings"][name] for name in ("checkpoint_seconds", "keep_checkpoints", "eval_episodes")] == \
+        [0.5, 1, 2]
     assert record["launches"][-1] == {"total_steps": 96, "changed": {"learning_rate": [7e-4, 1e-4],
                                                                         "steps": [96, 192]}}
     newest = tf.train.latest_checkpoint(str(logdir / "checkpoints"))
     assert read_metadata(newest)["config"]["learning_rate"] == 1e-4  # later resumes keep the new rate
 
     before = _listing(logdir)
-    for flags, message in [(["--gamma=0.9"], "gamma=0.99 (asked: 0.9)"),
-                           (["--env=CartPole-v1"], "trains on Pendulum-v1"),
+    # a changed hyperparameter other than the rate is refused by `restore` (tested below) and so here
+    for flags, message in [(["--env=CartPole-v1"], "trains on Pendulum-v1"),
                            (["--seed=4"], "was seeded with 0"),
                            (["--algo=ppo"], "is a2c")]:
         refused = _train(logdir, "--resume", "--steps=256", *flags)
         assert refused.returncode != 0 and message in refused.stderr, (flags, refused.stderr[-2000:])
     assert _listing(logdir) == before  # nothing was written by the refused launches
-
-
-def test_the_checkpoint_and_evaluation_settings_of_a_run_carry_over_to_its_resumes(tmp_path):
-    logdir = tmp_path / "run"
-    first = run(["-m", "tfpg.train", f"--logdir={logdir}", "--verbose=0", "--algo=a2c", "--env=Pendulum-v1",
-                 "--num_envs=2", "--rollout_steps=16", "--steps=64", "--checkpoint_seconds=0.5", "--keep_checkpoints=1",
-                 "--eval_episodes=2"])
-    assert first.returncode == 0, first.stderr[-3000:]
-    resumed = run(["-m", "tfpg.train", f"--logdir={logdir}", "--verbose=0", "--resume", "--steps=192"])
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    # One checkpoint kept: with the default (3) the first launch's final checkpoint would be kept beside the
-    # resumed launch's.
-    assert len(list((logdir / "checkpoints").glob("*.index"))) == 1
-    assert json.loads((logdir / "evaluation.json").read_text())["episodes"] == 2
-    settings = json.loads((logdir / "run.json").read_text())["settings"]
-    assert (settings["checkpoint_seconds"], settings["keep_checkpoints"], settings["eval_episodes"]) == (0.5, 1, 2)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c"])

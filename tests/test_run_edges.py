@@ -2,6 +2,7 @@
 
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,12 +32,18 @@ def _train(*flags, size=None):
                           timeout=300, preexec_fn=_file_size_limit(size) if size else None)
 
 
-@pytest.fixture
-def finished_run(tmp_path):
-    logdir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("trained") / "run"
     first = _train(*TINY, "--steps=64", f"--logdir={logdir}")
     assert first.returncode == 0, first.stderr[-3000:]
     return logdir
+
+
+@pytest.fixture
+def finished_run(trained_run, tmp_path):
+    """A copy of one finished launcher run of 64 steps, for a test to resume (a run holds only relative paths)."""
+    return shutil.copytree(trained_run, tmp_path / "run")
 
 
 def test_a_logdir_that_cannot_be_created_is_a_usage_error(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 
 from tfpg.sweep_plan import Trial, check_extra, launcher_command, parse_grid, parse_search, trials
+
+from helpers import readme_blocks, substituted
 
 pytest.importorskip("ray.tune")
 # One xdist worker runs these one after another (make test's --dist loadgroup): two Ray clusters at once on a
@@ -54,7 +57,6 @@ def test_a_sweep_refuses_contradicting_extras_unusable_outdirs_and_impossible_tr
     sweep, under_a_file = tmp_path / "sweep", tmp_path / "a-file" / "sweep"
     for extra, outdir, message in [
             (["--grid=rollout_steps=32,64", "--extra=--rollout_steps=32"], sweep, "which the sweep varies"),
-            (["--extra=--seed=5"], sweep, "use --seeds instead"),
             (["--cpus_per_trial=1000"], sweep, "no trial could ever start"),
             ([], under_a_file, "a-file is a file")]:
         result = subprocess.run([*common, *extra, f"--outdir={outdir}"], cwd=ROOT, capture_output=True, text=True,
@@ -74,40 +76,48 @@ def test_a_trial_with_checkpoints_resumes_with_the_settings_of_its_run(tmp_path)
     assert resumed[-1] == "--resume" and not any(part.startswith("--learning_rate") for part in resumed)
 
 
-def test_a_sweep_stopped_by_ctrl_c_says_so_and_run_again_finishes_every_trial_then_skips_them(tmp_path):
+def _readme_sweep_command(outdir):
+    """The README's sweep command, on one env and one configuration of two seeds with small batches."""
+    [code] = [code for _, code in readme_blocks() if "python -m tfpg.sweep" in code]
+    code = substituted(code, [("--envs=Hopper-v5,Walker2d-v5", "--envs=Hopper-v5"), ("--seeds=0,1,2,3,4", "--seeds=0,1"),
+                              ("--steps=1000000", "--steps=192"), ("--grid=learning_rate=1e-4,3e-4", "--grid=learning_rate=3e-4"),
+                              ("--grid=clip_range=0.1,0.2", "--grid=clip_range=0.2"), ("--outdir=runs/ppo-sweep", "")])
+    words = shlex.split(code.replace("\\\n", " "))
+    assert words[:3] == ["python", "-m", "tfpg.sweep"], words
+    return [sys.executable, *words[1:], f"--outdir={outdir}", "--extra=--rollout_steps=64", "--extra=--minibatch_size=32",
+            "--extra=--eval_episodes=1"]
+
+
+def test_the_readme_sweep_stopped_by_ctrl_c_says_so_and_run_again_finishes_every_trial_then_skips_them(tmp_path):
     outdir = tmp_path / "sweep"
-    command = [sys.executable, "-m", "tfpg.sweep", "--algo=a2c", "--envs=CartPole-v1", "--seeds=0,1",
-               "--steps=800", "--grid=learning_rate=2e-3", f"--outdir={outdir}", "--extra=--num_envs=2",
-               "--extra=--eval_episodes=2"]
+    command = _readme_sweep_command(outdir)
     stopped = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    trial_logs = outdir / "CartPole-v1" / "learning_rate=0.002"
+    configuration = outdir / "Hopper-v5" / "learning_rate=0.0003,clip_range=0.2"
     deadline = time.monotonic() + 300
-    while not list(trial_logs.glob("seed*.log")) and stopped.poll() is None and time.monotonic() < deadline:
+    while not list(configuration.glob("seed*.log")) and stopped.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     stopped.send_signal(signal.SIGINT)   # a trial's launcher has started, none can have finished
     out, err = stopped.communicate(timeout=300)
     assert stopped.returncode == 130, out[-3000:] + err[-3000:]
     assert "Run the same command again to continue" in err and "Tuner.restore" not in out + err
-    assert not list(outdir.glob("CartPole-v1/*/seed*/evaluation.json"))
+    assert not list(outdir.glob("Hopper-v5/*/seed*/evaluation.json"))
     first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    finals = {}
-    for rate in ("0.002",):
-        for seed in (0, 1):
-            run = outdir / "CartPole-v1" / f"learning_rate={rate}" / f"seed{seed}"
-            with open(run / "evaluation.json") as file:
-                finals.setdefault(rate, []).append(json.load(file)["mean_return"])
-            assert (run / "policy" / "saved_model.pb").exists() and (run / "checkpoints").is_dir()
+    finals = []
+    for seed in (0, 1):
+        run = configuration / f"seed{seed}"
+        with open(run / "evaluation.json") as file:
+            finals.append(json.load(file)["mean_return"])
+        assert (run / "policy" / "saved_model.pb").exists() and (run / "checkpoints").is_dir()
     summary = (outdir / "summary.md").read_text()
-    for rate, values in finals.items():
-        row = next(line for line in summary.splitlines() if line.startswith(f"| learning_rate={rate} |"))
-        cells = [cell.strip() for cell in row.strip("|").split("|")]
-        assert cells[1] == "2/2"
-        assert float(cells[2]) == pytest.approx(np.mean(values), abs=0.5)
-        assert float(cells[3]) == pytest.approx(np.median(values), abs=0.5)
-        assert float(cells[4]) == pytest.approx(np.std(values), abs=0.5)
+    row = next(line for line in summary.splitlines() if line.startswith(f"| {configuration.name} |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "2/2"
+    assert float(cells[2]) == pytest.approx(np.mean(finals), abs=0.5)
+    assert float(cells[3]) == pytest.approx(np.median(finals), abs=0.5)
+    assert float(cells[4]) == pytest.approx(np.std(finals), abs=0.5)
     assert (outdir / "curves.png").stat().st_size > 10_000
-    stamps = {path: path.stat().st_mtime for path in outdir.glob("CartPole-v1/*/seed*/evaluation.json")}
+    stamps = {path: path.stat().st_mtime for path in outdir.glob("Hopper-v5/*/seed*/evaluation.json")}
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {path: path.stat().st_mtime for path in stamps} == stamps  # nothing was trained again
