@@ -53,9 +53,10 @@ def test_dict_and_tuple_spaces_are_described_leaf_by_leaf_and_bad_ones_refused()
 
 def test_ppo_learns_an_image_and_vector_dict_env_with_the_default_encoders():
     env = LookAndListenEnv()
-    # a short budget: a constant rate (annealed to 0 over 24 updates, the later ones learn too little)
-    agent = tfpg.PPO(seed=0, rollout_steps=512, minibatch_size=64, epochs=4, learning_rate_schedule="constant")
-    agent.fit(env, steps=24 * 512, verbose=0)
+    # a short budget: a constant rate (annealed to 0 over 12 updates, the later ones learn too little), and 8
+    # epochs (with 4, 12 updates leave seeds 0-2 at 3.5-6.5 of 8; with 8, all three at 8)
+    agent = tfpg.PPO(seed=0, rollout_steps=512, minibatch_size=64, epochs=8, learning_rate_schedule="constant")
+    agent.fit(env, steps=12 * 512, verbose=0)
     assert isinstance(agent.policy.features, NestedEncoder) and set(agent.policy.features.images) == {"image"}
     rollout = agent.collect(env, 16)
     assert rollout.observations["image"].dtype == np.uint8 and rollout.observations["image"].shape == (16, 1, 12, 12, 1)
