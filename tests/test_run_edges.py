@@ -109,25 +109,20 @@ def test_ctrl_c_during_the_final_evaluation_exits_130_with_the_checkpoint_kept(t
     assert tfpg.load(str(logdir / "checkpoints")).total_steps == 64
 
 
-def test_a_run_folder_without_a_checkpoint_is_restarted_by_the_same_command_and_not_resumed(tmp_path):
-    import shutil
-
+def test_a_run_folder_without_a_checkpoint_is_restarted_by_the_same_command_and_not_resumed(finished_run):
     from helpers import read_csv
 
-    logdir = tmp_path / "run"
-    command = ["-m", "tfpg.train", "--algo=a2c", "--env=CartPole-v1", "--num_envs=2", "--rollout_steps=8",
-               "--steps=32", "--eval_episodes=1", "--verbose=0", f"--logdir={logdir}"]
-    assert run(command).returncode == 0
+    command = ["-m", "tfpg.train", *TINY, "--steps=64", f"--logdir={finished_run}"]  # the command that trained it
     # What a run stopped before its first checkpoint leaves (killed early, a cluster that could not be used):
     # its record and logs, no checkpoint.
-    shutil.rmtree(logdir / "checkpoints")
+    shutil.rmtree(finished_run / "checkpoints")
     resumed = run([*command, "--resume"])
     assert resumed.returncode == 2 and "stopped before its first checkpoint" in resumed.stderr, resumed.stderr
     again = run(command)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "starting it anew" in again.stderr
-    assert [int(row["total_steps"]) for row in read_csv(logdir / "progress.csv")] == [16, 32]
-    assert tfpg.load(str(logdir / "checkpoints")).total_steps == 32
+    assert [int(row["total_steps"]) for row in read_csv(finished_run / "progress.csv")] == [32, 64]
+    assert tfpg.load(str(finished_run / "checkpoints")).total_steps == 64
 
 
 def test_an_evaluation_past_its_time_limit_keeps_the_finished_episodes_and_the_launcher_still_exports(tmp_path):
