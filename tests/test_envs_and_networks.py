@@ -14,7 +14,7 @@ from tfpg.space_descriptions import describe_action_space, describe_observation_
 
 @pytest.mark.parametrize("space", [
     spaces.Dict({"a": spaces.Text(2)}),
-    spaces.Tuple((spaces.Discrete(2), spaces.MultiBinary(3))),
+    spaces.Tuple((spaces.Discrete(2), spaces.MultiDiscrete([2, 3]))),
     spaces.Text(5),
     spaces.Graph(spaces.Box(0, 1, (2,)), None),
     spaces.Box(0, 1, (0,)),

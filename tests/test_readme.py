@@ -40,6 +40,9 @@ DICT_ENV = textwrap.dedent('''
     import tensorflow as tf
 ''')
 
+MASK_ENV = "import numpy as np\nfrom tests.mask_envs import LegalMovesEnv as MyGame\n" \
+           "progress, mask = np.array([0.5], np.float32), np.array([0, 0, 1, 1, 0, 1, 0, 1], np.int8)\n"
+
 # phrase -> (kind, substitutions, prelude or reason)
 BLOCKS = {
     "make demo": ("elsewhere", "CI runs `make test`; `make demo` runs tfpg.train and tfpg.evaluate, whose "
@@ -49,6 +52,8 @@ BLOCKS = {
     "the PPO Atari settings": ("python", [("steps=10_000_000", "steps=1024")], PRELUDE),
     "env = MyEnv()": ("python", [("tfpg.PPO()", "tfpg.PPO(rollout_steps=64, minibatch_size=64)"),
                                  ("steps=1_000_000", "steps=64")], PRELUDE + DICT_ENV),
+    'agent.export("runs/masked")': ("python", [("tfpg.PPO()", "tfpg.PPO(rollout_steps=64, minibatch_size=64)"),
+                                               ("steps=1_000_000", "steps=64")], PRELUDE + MASK_ENV),
     'agent = tfpg.PPO(recurrent="lstm"': ("python", [("steps=300_000", "steps=256"),
                                                     ("recurrent_units=64)", "recurrent_units=8, rollout_steps=128)")],
                                        ""),

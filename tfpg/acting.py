@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfpg.action_masks import check_some_allowed
 from tfpg.action_noise import draw_noise, model_noise, noise_shape, sample_with_noise
 from tfpg.compiled import compiled
 from tfpg.errors import EnvError
@@ -49,11 +50,15 @@ class ActingPolicy:
         observation: its observation space description.
         action: its action space description.
         state_size: S, the width of a recurrent policy's state (`tfpg.recurrent`); None for a feed-forward one.
+        action_mask: the Dict observation entry holding the action mask (`tfpg.action_masks`), or None; a step
+            whose mask allows no action is an `EnvError` naming the env copy.
     """
 
-    def __init__(self, policy: keras.Model, observation: dict, action: dict, state_size: int | None = None):
+    def __init__(self, policy: keras.Model, observation: dict, action: dict, state_size: int | None = None,
+                 action_mask: str | None = None):
         self.policy = policy
         self.action = action
+        self.action_mask = action_mask
         self.observation_spec = ObservationSpec(observation)
         self.state_size = state_size
         self.states: np.ndarray | None = None  # a recurrent policy's state of each env copy it steps, [N, S]
@@ -114,13 +119,19 @@ class ActingPolicy:
             act = self._tensorflow_sampler(seed, steps, copies)
         discrete = [(index, leaf) for index, leaf in enumerate(self.observation_spec.leaves)
                     if leaf.description["type"] == "Discrete"]
-        if not discrete:
+        if not discrete and self.action_mask is None:
             return act
+        action, mask_key = self.action, self.action_mask
+        step = iter(range(steps))
 
         def checked(observations, *episode_starts):
             flat = self.observation_spec.flatten(observations)
             for index, leaf in discrete:
                 _check_in_space(flat[index], leaf, copies)
+            at = next(step)
+            if mask_key is not None:
+                check_some_allowed(observations[mask_key], action,
+                                   lambda row: f"env copy {copies[row]} at step {at} of the batch")
             return act(observations, *episode_starts)
 
         return checked

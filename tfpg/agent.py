@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from tfpg import checkpoint as checkpoint_module
 from tfpg.acting import ActingPolicy
+from tfpg.action_masks import check_some_allowed, mask_entry
 from tfpg.callback_list import CallbackList
 from tfpg.callbacks import ProgressBar
 from tfpg.collection import BatchCollector
@@ -81,6 +82,8 @@ class OnPolicyAgent:
         policy: `keras.Model` mapping observations to a `tfd.Distribution`
             (after `build`).
         value_model: `keras.Model` mapping observations to values `[batch]`.
+        action_mask: the Dict observation entry that masks the actions (`tfpg.action_masks`), or None
+            (after `build`).
         total_steps: environment steps collected so far.
         iterations: updates done so far.
         stop_training: set to True by a callback to end `fit`.
@@ -121,12 +124,15 @@ class OnPolicyAgent:
         if self.built:
             check_same_spaces((self.observation_description, self.action_description), (observation, action))
             return
+        # the Dict observation entry that masks the actions, if any (checked before anything is created)
+        action_mask = mask_entry(observation, action, self.config.action_mask_key)
         self.observation_description, self.action_description = observation, action
+        self.action_mask = action_mask
         start_devices_quietly()  # a process's first TensorFlow op would print the GPU probe's error line
         keras.utils.set_random_seed(self.seed)
         config = self.config
-        self.observation_normalizer = observation_normalizer(observation) if config.normalize_observations \
-            else None
+        self.observation_normalizer = observation_normalizer(observation, action_mask) \
+            if config.normalize_observations else None
         self.reward_scaler = RewardScaler(config.gamma)
         self._model_builder = ModelBuilder(self.networks, observation, action, config, self.observation_normalizer)
         self.policy = self._model_builder.policy()
@@ -144,7 +150,7 @@ class OnPolicyAgent:
         self._action_dtype = action_dtype(action)
         self._action_size = 1 if action["type"] == "Discrete" else int(np.prod(action["shape"]))
         self._action_adapter = ActionAdapter(action)
-        self._acting = ActingPolicy(self.policy, observation, action, self.state_sizes.get("policy"))
+        self._acting = ActingPolicy(self.policy, observation, action, self.state_sizes.get("policy"), action_mask)
         self.rng = tf.random.Generator.from_seed(self.seed)
         self._identity = uuid.uuid4().hex  # marks the rollouts this agent collects
         # predict's sampled actions draw from a stream of their own, so that calling predict between fit calls
@@ -444,6 +450,9 @@ class OnPolicyAgent:
         if not self.built:
             raise ValueError("The agent is not built: call fit, collect or build first, or tfpg.load.")
         batch, single = checked_observations(self.observation_spec, observations)
+        if self.action_mask is not None:
+            check_some_allowed(batch[self.action_mask], self.action_description,
+                               lambda row: f"row {row} of the observations", ValueError)
         act = self._mode_fn if deterministic else self._sample_fn
         inputs = self.observation_spec.model_input(batch)
         if not self.state_sizes:

@@ -103,7 +103,7 @@ CHANGEABLE_ON_RESUME = ("learning_rate", "learning_rate_schedule", "learning_rat
 
 # Settings added after checkpoints were first written whose default is not what a checkpoint without them
 # trained with: a record that lacks one is read as having this value.
-VALUES_OF_UNRECORDED_SETTINGS = {"learning_rate_schedule": "constant"}
+VALUES_OF_UNRECORDED_SETTINGS = {"learning_rate_schedule": "constant", "action_mask_key": ""}
 
 
 def resume_conflicts(held: dict, wanted: dict) -> dict[str, tuple]:
@@ -167,6 +167,9 @@ class AgentConfig:
     sequence_length: int = hparam(
         0, "Recurrent policies train on sequences of this many steps of one env copy, each from the state it was "
         "collected with (0: the whole rollout of each copy); must divide rollout_steps.", low=0)
+    action_mask_key: str = hparam(
+        "action_mask", "The Dict observation entry that masks Discrete and MultiDiscrete actions (0/1 per action: "
+        "masked ones are never taken); never normalised nor a feature ('': no mask, an ordinary entry).")
     non_finite_env_data: str = hparam(
         "raise", "NaN/Inf observations or rewards from the env: stop with an error, or skip the step (it is "
         "left out of the update, its copy reset) and count it.", choices=("raise", "skip"))
@@ -178,6 +181,9 @@ class AgentConfig:
         """Checks every field; raises `ValueError` naming the field, the value and what is allowed."""
         for field in dataclasses.fields(self):
             setattr(self, field.name, _check_value(field, getattr(self, field.name)))
+        if self.action_mask_key and not self.action_mask_key.isidentifier():
+            raise ValueError(f"Invalid hyperparameter action_mask_key={self.action_mask_key!r}: the name of a Dict "
+                             f"observation entry (an identifier), or '' for no action mask.")
         if self.recurrent != "none" and self.rollout_steps % self.steps_per_sequence:
             raise ValueError(
                 f"sequence_length={self.sequence_length} does not divide rollout_steps={self.rollout_steps}: a "

@@ -16,6 +16,9 @@ allows (`serving_checks`).
   actions (unclipped for Box).
 - `value(observations) -> {"value"}`: V(s).
 
+An action mask entry of a Dict observation (`tfpg.action_masks`) is the input
+`observations_<action_mask_key>`, float32 0/1 values checked in the graph.
+
 A recurrent policy's signatures also take `episode_start` (bool `[batch]`: the
 state is zeroed first where True) and its states by name (`policy_state`, and
 `value_state` when the value network has a recurrent layer of its own, float32
@@ -90,9 +93,11 @@ def _single(outputs):
     return tf.nest.flatten(outputs)[0]
 
 
-def _allowed_values(description: dict, shape) -> dict:
-    """The `checked_input` value constraints of a space: finite Box values, discrete ranges."""
+def _allowed_values(description: dict, shape, action_mask: bool = False) -> dict:
+    """The `checked_input` value constraints of a space: finite Box values, discrete ranges, 0/1 action masks."""
     kind = description["type"]
+    if action_mask:
+        return {"low": 0, "high": 1}
     if is_image(description):
         return {}  # uint8 holds exactly the allowed values
     if kind == "Box":
@@ -157,7 +162,8 @@ class PolicyModule(tf.Module):
             return distribution, [final[role] for role in sizes]
 
         def checked_inputs(flat, memory, actions=None):
-            checked = [checked_input(t, name, leaf.shape, **_allowed_values(leaf.description, leaf.shape))
+            checked = [checked_input(t, name, leaf.shape, **_allowed_values(leaf.description, leaf.shape,
+                                                                              leaf.path == agent.action_mask))
                        for t, name, leaf in zip(flat, names, leaves)]
             named = list(names)
             if actions is not None:

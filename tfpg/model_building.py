@@ -11,6 +11,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfpg.action_masks import mask_entry, without_mask
 from tfpg.config import AgentConfig
 from tfpg.image_encoder import image_encoder, is_image
 from tfpg.nested_encoder import nested_encoder
@@ -44,6 +45,9 @@ class ModelBuilder:
         self.normalizer = normalizer
         self.observation_space = space_from_description(observation)
         self.action_space = space_from_description(action)
+        self.action_mask = mask_entry(observation, action, config.action_mask_key)
+        # what tfpg's encoders and a user's encoder see: the observation without its action mask entry
+        self.features_observation = without_mask(observation, self.action_mask)
         if config.shared_network and (spec.policy is not None or spec.value is not None):
             raise ValueError("shared_network=True shares tfpg's torso between its policy and value heads; with "
                              "policy= or value= models, set shared_network=False (a shared trunk can live inside "
@@ -101,12 +105,14 @@ class ModelBuilder:
     def _encoder(self):
         """The user's encoder, or tfpg's CNN for images, or its per-leaf encoder for Dict and Tuple observations,
         or None (flat observations)."""
-        factory = self.spec.encoder or (image_encoder if is_image(self.observation) else None) \
-            or (nested_encoder if is_nested(self.observation) else None)
+        observation = self.features_observation
+        factory = self.spec.encoder or (image_encoder if is_image(observation) else None) \
+            or (nested_encoder if is_nested(observation) else None)
         if factory is None:
             return None
-        encoder = self._new("encoder", factory, self.observation_space)
-        preprocessed = ObservationEncoder(self.observation, self.normalizer, flatten=False)(self.example_observations)
+        encoder = self._new("encoder", factory, space_from_description(observation))
+        examples = ObservationSpec(observation).example_batch(CHECK_BATCH)
+        preprocessed = ObservationEncoder(observation, self.normalizer, flatten=False)(examples)
         check_encoder(encoder, preprocessed)
         check_inference_layers(encoder, "encoder")
         return encoder
@@ -126,7 +132,7 @@ class ModelBuilder:
             return model
         model = PolicyNetwork(self.observation, self.action, config.hidden_sizes, config.activation,
                               self.normalizer, config.initial_log_std, encoder=self._encoder(),
-                              recurrent=self._recurrent(), name=name)
+                              recurrent=self._recurrent(), action_mask=self.action_mask, name=name)
         model(self.check_observations)
         return model
 
@@ -152,7 +158,8 @@ class ModelBuilder:
                              policy.hidden if shared else None,
                              encoder=policy.features if shared else self._encoder(),
                              recurrent=policy.recurrent if shared else self._recurrent(),
-                             state_key="policy" if shared else "value", name="value_model")
+                             state_key="policy" if shared else "value", action_mask=self.action_mask,
+                             name="value_model")
         model(self.check_observations)
         return model
 

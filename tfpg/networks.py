@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfpg.action_masks import MaskedLogits, split_mask, without_mask
 from tfpg.image_encoder import is_image
 from tfpg.normalization import RunningNormalization
 from tfpg.observations import ObservationSpec, is_nested
@@ -102,17 +103,21 @@ class Torso:
     recurrent: RecurrentCore | None
     hidden: list
     state_key: str
+    mask_key: str | None = None  # the Dict observation entry holding the action mask (`tfpg.action_masks`)
+
+    def observations_and_mask(self, inputs) -> tuple:
+        """`(observations without the mask entry, the action mask or None)` of the model's input."""
+        observations = inputs[OBSERVATIONS] if is_sequence_input(inputs) else inputs
+        return split_mask(observations, self.mask_key)
 
     def torso_and_state(self, inputs) -> tuple[tf.Tensor, tf.Tensor | None, tf.Tensor | None]:
         """`(features [batch, units], states, final)`: the hidden layers' output and, for a recurrent torso,
         the state each step received `[batch, S]` and the state after the last step `[N, S]` (None otherwise)."""
         states = final = None
-        if self.recurrent is None:
-            if is_sequence_input(inputs):
-                inputs = inputs[OBSERVATIONS]  # a feed-forward network beside a user's recurrent policy
-            features = encoded_features(self.encoder, self.features, inputs)
-        else:
-            features = encoded_features(self.encoder, self.features, inputs[OBSERVATIONS])
+        # a feed-forward network beside a user's recurrent policy reads the observations of a sequence input
+        observations, _ = self.observations_and_mask(inputs)
+        features = encoded_features(self.encoder, self.features, observations)
+        if self.recurrent is not None:
             features, states, final = self.recurrent(features, inputs[EPISODE_STARTS], inputs[STATES][self.state_key])
         for layer in self.hidden:
             features = layer(features)
@@ -164,6 +169,9 @@ class DistributionHead(keras.layers.Layer):
     - `Discrete` / `MultiDiscrete`: independent categoricals, event shape `[D]`.
     - `MultiBinary`: independent Bernoullis, event shape `[n]`.
 
+    A categorical head called with an action mask gives the masked categories the logit −10⁹
+    (`tfpg.action_masks`).
+
     Args:
         description: action space description (`tfpg.space_descriptions.describe_action_space`).
         initial_log_std: initial log standard deviation of Gaussian policies, in
@@ -174,6 +182,7 @@ class DistributionHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.description = description
         kind = description["type"]
+        self.masked_logits = MaskedLogits(description) if kind in ("Discrete", "MultiDiscrete") else None
         if kind in ("Discrete", "MultiDiscrete"):
             nvec = [description["n"]] if kind == "Discrete" else description["nvec"]
             self.nvec = nvec
@@ -192,7 +201,7 @@ class DistributionHead(keras.layers.Layer):
                 name="log_std",
             )
 
-    def call(self, features):
+    def call(self, features, allowed=None):
         kind = self.description["type"]
         outputs = self.projection(features)
         if kind == "Box":
@@ -200,6 +209,8 @@ class DistributionHead(keras.layers.Layer):
         if kind == "MultiBinary":
             return tfd.Independent(tfd.Bernoulli(logits=outputs, dtype=tf.int32), 1)
         logits = tf.reshape(outputs, [-1, len(self.nvec), self.max_categories]) + self.padding
+        if allowed is not None:
+            logits = self.masked_logits(logits, allowed)
         return tfd.Independent(tfd.Categorical(logits=logits, dtype=tf.int32), 1)
 
 
@@ -218,14 +229,18 @@ class PolicyNetwork(Torso, keras.Model):
             features, before the hidden layers; None: the flat observations.
         recurrent: a `RecurrentCore` between the encoder and the hidden layers; the model then takes a
             `tfpg.recurrent.sequence_input` and reads the state of role "policy".
+        action_mask: the Dict observation entry holding the action mask (`tfpg.action_masks.mask_entry`), or
+            None; the encoder sees the observation without it.
     """
 
     def __init__(self, observation: dict, action: dict, hidden_sizes: Sequence[int] = (64, 64),
                  activation: str = "tanh", normalizer: RunningNormalization | None = None,
                  initial_log_std: float = 0.0, encoder: keras.layers.Layer | None = None,
-                 recurrent: RecurrentCore | None = None, **kwargs):
+                 recurrent: RecurrentCore | None = None, action_mask: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.encoder = ObservationEncoder(observation, normalizer, flatten=encoder is None)
+        self.mask_key = action_mask
+        self.encoder = ObservationEncoder(without_mask(observation, action_mask), normalizer,
+                                          flatten=encoder is None)
         self.features = encoder
         self.recurrent = recurrent
         self.state_key = "policy"
@@ -234,13 +249,13 @@ class PolicyNetwork(Torso, keras.Model):
         self.head = DistributionHead(action, initial_log_std)
 
     def call(self, inputs):
-        return self.head(self.torso(inputs))
+        return self.head(self.torso(inputs), self.observations_and_mask(inputs)[1])
 
     def sequence(self, inputs):
         """`(distribution, received, final)`: the policy over a sequence input's steps, the state each step
         received and the state after the last one (see `Torso.torso_and_state`)."""
         features, received, final = self.torso_and_state(inputs)
-        return self.head(features), received, final
+        return self.head(features, self.observations_and_mask(inputs)[1]), received, final
 
 
 class ValueNetwork(Torso, keras.Model):
@@ -258,14 +273,18 @@ class ValueNetwork(Torso, keras.Model):
         recurrent: a `RecurrentCore` (the policy's, to share it) between the encoder and the hidden layers.
         state_key: the role whose state a recurrent value network reads ("policy" when it shares the
             policy's recurrent layer).
+        action_mask: the Dict observation entry holding the action mask, or None; never a feature.
     """
 
     def __init__(self, observation: dict, hidden_sizes: Sequence[int] = (64, 64),
                  activation: str = "tanh", normalizer: RunningNormalization | None = None,
                  shared_hidden: list | None = None, encoder: keras.layers.Layer | None = None,
-                 recurrent: RecurrentCore | None = None, state_key: str = "value", **kwargs):
+                 recurrent: RecurrentCore | None = None, state_key: str = "value", action_mask: str | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.encoder = ObservationEncoder(observation, normalizer, flatten=encoder is None)
+        self.mask_key = action_mask
+        self.encoder = ObservationEncoder(without_mask(observation, action_mask), normalizer,
+                                          flatten=encoder is None)
         self.features = encoder
         self.recurrent = recurrent
         self.state_key = state_key

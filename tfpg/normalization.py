@@ -104,19 +104,20 @@ def _normalized(description: dict) -> bool:
     return description["type"] == "Box" and not is_image(description)
 
 
-def observation_normalizer(description: dict):
+def observation_normalizer(description: dict, action_mask: str | None = None):
     """The running statistics an observation space is normalised by, or None.
 
     Non-image `Box` observations get one `RunningNormalization`; `Dict` and
     `Tuple` ones a `NormalizerSet` over their non-image `Box` leaves (None if
-    they have none); images and `Discrete` observations are not normalised.
+    they have none); images, `Discrete` observations and the action mask entry
+    `action_mask` (`tfpg.action_masks`) are not normalised.
     """
     spec = ObservationSpec(description)
     if not spec.nested:
         if not _normalized(description):
             return None
         return RunningNormalization(int(np.prod(description["shape"])), name="observation_normalizer")
-    leaves = [leaf for leaf in spec.leaves if _normalized(leaf.description)]
+    leaves = [leaf for leaf in spec.leaves if _normalized(leaf.description) and leaf.path != action_mask]
     if not leaves:
         return None
     return NormalizerSet(spec, [leaf.path for leaf in leaves], [int(np.prod(leaf.shape)) for leaf in leaves],

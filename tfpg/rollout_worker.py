@@ -14,6 +14,7 @@ import socket
 import numpy as np
 
 from tfpg.acting import ActingPolicy
+from tfpg.action_masks import mask_entry
 from tfpg.config import AgentConfig
 from tfpg.envs import describe_env, make_vector_env
 from tfpg.model_building import ModelBuilder
@@ -69,9 +70,11 @@ class RolloutWorker:
                 f"worker must make the same env (check the env's version and package on each machine)."
             )
         start_devices_quietly()
-        normalizer = observation_normalizer(observation) if config.normalize_observations else None
+        action_mask = mask_entry(observation, action, config.action_mask_key)
+        normalizer = observation_normalizer(observation, action_mask) if config.normalize_observations else None
         builder = ModelBuilder(networks, observation, action, config, normalizer)
-        self.acting = ActingPolicy(builder.policy(), observation, action, builder.state_sizes.get("policy"))
+        self.acting = ActingPolicy(builder.policy(), observation, action, builder.state_sizes.get("policy"),
+                                   action_mask)
         self.collector = Collector(self.env, action, self.seed, skip_non_finite=self.skip_non_finite,
                                    first_copy=self.first_copy)
 

@@ -1,7 +1,8 @@
 """The spaces tfpg supports, described by small JSON-able dicts, and actions mapped back to them.
 
-Supported observation spaces: `Box` (any shape; flattened) and `Discrete`
-(one-hot), and `Dict` and `Tuple` nests of these. Supported action spaces:
+Supported observation spaces: `Box` (any shape; flattened), `Discrete`
+(one-hot) and `MultiBinary` (described as a `Box` of int8 0/1 values, such as
+an action mask), and `Dict` and `Tuple` nests of these. Supported action spaces:
 `Box` (diagonal Gaussian), `Discrete` (categorical), `MultiDiscrete` and
 `MultiBinary`. The descriptions let checkpoints rebuild an agent without an env.
 """
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-SUPPORTED_OBSERVATION_SPACES = ("Box", "Discrete", "Dict and Tuple of these")
+SUPPORTED_OBSERVATION_SPACES = ("Box", "Discrete", "MultiBinary", "Dict and Tuple of these")
 SUPPORTED_ACTION_SPACES = ("Box", "Discrete", "MultiDiscrete", "MultiBinary")
 
 
@@ -53,6 +54,9 @@ def describe_observation_space(space: Any) -> dict:
                 "low": _compact_bound(space.low), "high": _compact_bound(space.high)}
     if isinstance(space, spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiBinary):  # 0/1 values, to the models as a Box of them
+        return {"type": "Box", "shape": list(np.atleast_1d(space.shape).tolist()), "dtype": "int8", "low": 0.0,
+                "high": 1.0}
     if isinstance(space, (spaces.Dict, spaces.Tuple)) and len(space.spaces) == 0:
         raise _unsupported(space, "observation", SUPPORTED_OBSERVATION_SPACES, "no subspaces")
     if isinstance(space, spaces.Dict):
