@@ -35,6 +35,10 @@ class LegalMovesEnv(gym.Env):
         self.steps = 0
         return self._observe(), {}
 
+    def action_masks(self) -> np.ndarray:
+        """The legal actions now, as sb3-contrib's `MaskablePPO` asks for them."""
+        return self.mask.astype(bool)
+
     def step(self, action):
         action = int(action)
         if not self.mask[action]:

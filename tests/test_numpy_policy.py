@@ -99,3 +99,41 @@ def test_copies_split_between_processes_act_exactly_as_one_vector_env(kind):
     if kind == "box":  # (categorical policies with these weights are close to deterministic)
         other = agent._acting.sampler(np.array([7, 12], np.uint64), 1, range(5))
         assert not np.array_equal(other(observations[0]), agent._acting.sampler(seed, 1, range(5))(observations[0]))
+
+
+def _dict_agent():
+    """A PPO agent on a Dict of a Box, a Discrete and an action mask entry, with MultiDiscrete actions."""
+    agent = tfpg.PPO(seed=1)
+    agent.build(gym.spaces.Dict({"x": gym.spaces.Box(-5.0, 5.0, (2, 2), np.float32), "colour": gym.spaces.Discrete(3),
+                                 "action_mask": gym.spaces.MultiBinary(7)}), gym.spaces.MultiDiscrete([3, 4]))
+    for variable in agent.policy.trainable_variables:  # small enough that no allowed category is near-certain
+        variable.assign(RNG.normal(scale=0.3, size=variable.shape).astype(np.float32))
+    agent.observation_normalizer.get("x").update(tf.constant(RNG.normal(2.0, 3.0, size=(50, 4))))
+    agent._acting.mirror.refresh()
+    return agent
+
+
+def _dict_observations(count):
+    masks = (RNG.random((count, 7)) < 0.6).astype(np.int8)
+    masks[:, [0, 3]] = 1  # each sub-action allows something
+    return {"x": RNG.normal(size=(count, 2, 2)).astype(np.float32), "colour": RNG.integers(3, size=count),
+            "action_mask": masks}
+
+
+def test_the_mirror_acts_as_the_keras_policy_on_dict_observations_with_an_action_mask():
+    agent = _dict_agent()
+    mirror = agent._acting.mirror
+    assert mirror is not None
+    observations = _dict_observations(64)
+    inputs = agent.observation_spec.model_input(observations)
+    np.testing.assert_array_equal(mirror.mode(observations), agent._mode_fn(inputs).numpy())
+    draws = 20000
+    one = {key: np.repeat(value[:1], draws, axis=0) for key, value in observations.items()}
+    samples = mirror.sample(one, mirror.draw_noise(np.random.default_rng(0), draws))
+    probabilities = tf.nn.softmax(agent.policy(agent.observation_spec.model_input(
+        {key: value[:1] for key, value in observations.items()})).distribution.logits).numpy()[0]
+    frequencies = np.stack([np.bincount(samples[:, d], minlength=4) / draws for d in range(2)])
+    standard_errors = np.sqrt(probabilities * (1 - probabilities) / draws)
+    assert np.all(np.abs(frequencies - probabilities) <= 4.5 * standard_errors + 5 / draws)
+    allowed = np.stack([np.pad(observations["action_mask"][0, :3], (0, 1)), observations["action_mask"][0, 3:]])
+    assert allowed[[0, 1], samples].all() and not probabilities[allowed == 0].any()

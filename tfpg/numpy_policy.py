@@ -18,8 +18,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from tfpg.action_masks import MASKED_LOGIT, split_mask, without_mask
 from tfpg.action_noise import draw_noise, gumbel
+from tfpg.nested_encoder import NestedEncoder
 from tfpg.networks import PolicyNetwork
+from tfpg.observations import ObservationSpec
 
 # Keyed by the Keras function object itself: a Dense layer holds the function, not its name.
 _ACTIVATIONS = {
@@ -42,12 +45,15 @@ def _matmul(rows: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def mirrors(policy) -> bool:
-    """Whether the mirror computes `policy` exactly: tfpg's own MLP policy, no encoder, known activations.
+    """Whether the mirror computes `policy` exactly: tfpg's own MLP policy, known activations, and no encoder
+    but tfpg's Dict and Tuple encoder without images (which flattens and concatenates the entries).
 
     Decided by the model's structure (its class, encoder and each hidden layer's
     type and activation function), so any other model acts through TensorFlow.
     """
-    return (type(policy) is PolicyNetwork and policy.features is None and policy.recurrent is None
+    features = policy.features if type(policy) is PolicyNetwork else None
+    flat_features = features is None or (type(features) is NestedEncoder and not features.images)
+    return (type(policy) is PolicyNetwork and flat_features and policy.recurrent is None
             and all(type(layer) is keras.layers.Dense and layer.activation in _ACTIVATIONS
                     for layer in policy.hidden))
 
@@ -67,8 +73,12 @@ class NumpyPolicy:
         self.policy = policy
         self.observation = observation
         self.action = action
-        if observation["type"] == "Discrete":  # built once: `_outputs` runs at every env step
-            self.one_hot = np.eye(observation["n"], dtype=np.float32)
+        self.mask_key = policy.mask_key
+        # the entries the network reads, in the order tfpg's Dict encoder concatenates them (the mask aside)
+        self.spec = ObservationSpec(without_mask(observation, self.mask_key))
+        # built once: `_outputs` runs at every env step
+        self.one_hots = {leaf.path: np.eye(leaf.description["n"], dtype=np.float32) for leaf in self.spec.leaves
+                         if leaf.description["type"] == "Discrete"}
         self.refresh()
 
     def refresh(self) -> None:
@@ -81,28 +91,47 @@ class NumpyPolicy:
             self.std = np.exp(head.log_std.numpy())
         elif self.action["type"] != "MultiBinary":
             self.padding = head.padding.numpy()
-        normalizer = self.policy.encoder.normalizer
-        self.normalization = None
-        if normalizer is not None and self.observation["type"] == "Box":
-            mean, variance = normalizer.mean.numpy(), normalizer.variance.numpy()
-            self.normalization = (mean, np.sqrt(variance + normalizer.epsilon), normalizer.clip)
+            self.mask_index = head.masked_logits.index.numpy()
+        encoder = self.policy.encoder
+        encoders = {leaf.path: encoder.parts[leaf.path] for leaf in self.spec.leaves} if self.spec.nested \
+            else {"": encoder}
+        self.normalization = {}
+        for leaf in self.spec.leaves:
+            normalizer = encoders[leaf.path].normalizer
+            if normalizer is not None and leaf.description["type"] == "Box":
+                mean, variance = normalizer.mean.numpy(), normalizer.variance.numpy()
+                self.normalization[leaf.path] = (mean, np.sqrt(variance + normalizer.epsilon), normalizer.clip)
 
-    def _outputs(self, observations: np.ndarray) -> np.ndarray:
-        if self.observation["type"] == "Discrete":
-            features = self.one_hot[np.reshape(observations, -1) - self.observation["start"]]
-        else:
-            features = np.reshape(observations, (len(observations), -1)).astype(np.float32)
-            if self.normalization is not None:
-                mean, std, clip = self.normalization
-                features = np.clip((features - mean) / std, -clip, clip).astype(np.float32)
+    def _leaf_features(self, leaf, values) -> np.ndarray:
+        """One entry's features `[N, size]`, as `tfpg.networks.ObservationEncoder` makes them."""
+        if leaf.description["type"] == "Discrete":
+            return self.one_hots[leaf.path][np.reshape(values, -1) - leaf.description["start"]]
+        features = np.reshape(values, (len(values), -1)).astype(np.float32)
+        if leaf.path in self.normalization:
+            mean, std, clip = self.normalization[leaf.path]
+            features = np.clip((features - mean) / std, -clip, clip).astype(np.float32)
+        return features
+
+    def _outputs(self, observations) -> tuple[np.ndarray, np.ndarray | None]:
+        """The head's projection `[N, units]` and the action mask (None without one)."""
+        observations, mask = split_mask(observations, self.mask_key)
+        parts = [self._leaf_features(leaf, values)
+                 for leaf, values in zip(self.spec.leaves, self.spec.flatten(observations))]
+        features = parts[0] if len(parts) == 1 and not self.spec.nested else np.concatenate(parts, axis=1)
         for kernel, bias, activation in self.layers:
             features = activation(_matmul(features, kernel) + bias)
         kernel, bias = self.projection
-        return _matmul(features, kernel) + bias
+        return _matmul(features, kernel) + bias, mask
 
-    def _logits(self, outputs: np.ndarray) -> np.ndarray:
+    def _logits(self, outputs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         categories = self.padding.shape
-        return outputs.reshape((len(outputs), *categories)) + self.padding
+        logits = outputs.reshape((len(outputs), *categories)) + self.padding
+        if mask is None:
+            return logits
+        # as `tfpg.action_masks.MaskedLogits`: masked categories, and the padded ones, get the logit −10⁹
+        allowed = np.reshape(mask, (len(mask), -1)) > 0.5
+        allowed = np.concatenate([allowed, np.zeros((len(mask), 1), bool)], axis=1)
+        return np.where(allowed[:, self.mask_index], logits, np.float32(MASKED_LOGIT))
 
     def draw_noise(self, rng: np.random.Generator, steps: int) -> np.ndarray:
         """`[steps, *noise_shape]` noise for one env copy (`tfpg.action_noise.draw_noise`)."""
@@ -112,25 +141,25 @@ class NumpyPolicy:
         """Flat sampled actions `[N, A]` (float32 for Box, int32 otherwise), as the policy's `sample()`.
 
         Args:
-            observations: `[N, *obs_shape]`.
+            observations: `[N, *obs_shape]` (a nest of such arrays for Dict and Tuple observations).
             noise: `[N, *noise_shape]` from `draw_noise`: Box actions are μ + σ ε, MultiBinary ones
                 1[u < sigmoid(logit)], categorical ones argmax(logits + Gumbel(u)).
         """
-        outputs = self._outputs(observations)
+        outputs, mask = self._outputs(observations)
         kind = self.action["type"]
         if kind == "Box":
             return (outputs + self.std * noise).astype(np.float32)
         if kind == "MultiBinary":
             probabilities = 1.0 / (1.0 + np.exp(-outputs))
             return (noise < probabilities).astype(np.int32)
-        return np.argmax(self._logits(outputs) + gumbel(noise), axis=-1).astype(np.int32)
+        return np.argmax(self._logits(outputs, mask) + gumbel(noise), axis=-1).astype(np.int32)
 
     def mode(self, observations: np.ndarray) -> np.ndarray:
         """Flat deterministic actions `[N, A]`, as the policy's `mode()`."""
-        outputs = self._outputs(observations)
+        outputs, mask = self._outputs(observations)
         kind = self.action["type"]
         if kind == "Box":
             return outputs.astype(np.float32)
         if kind == "MultiBinary":
             return (outputs > 0.0).astype(np.int32)
-        return np.argmax(self._logits(outputs), axis=-1).astype(np.int32)
+        return np.argmax(self._logits(outputs, mask), axis=-1).astype(np.int32)
