@@ -18,9 +18,10 @@ is the total env steps over the wall time of training. Each result is a JSON lin
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
+
+from paired_runs import launch, record
 
 # argparse, not absl: the sb3-contrib side runs this file in a Python without tfpg or TensorFlow
 PARSER = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,15 +90,8 @@ def _sb3(seed):
 
 def _launch(library, seed):
     python = sys.executable if library == "tfpg" else FLAGS.sb3_python
-    threads = str(FLAGS.threads)
-    environment = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads,
-                   "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONPATH": ROOT}
-    command = [python, os.path.abspath(__file__), f"--run={library},{seed}", f"--threads={threads}",
-               f"--steps={FLAGS.steps}", f"--eval_episodes={FLAGS.eval_episodes}"]
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=ROOT)
-    if result.returncode != 0:
-        raise RuntimeError(f"{library} {seed} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return launch(python, __file__, f"{library},{seed}", FLAGS.threads, f"--steps={FLAGS.steps}",
+                  f"--eval_episodes={FLAGS.eval_episodes}")
 
 
 def main():
@@ -112,11 +106,7 @@ def main():
         PARSER.error("--sb3_python is required to run sb3 (a Python with sb3-contrib installed).")
     for seed in FLAGS.seeds.split(","):
         for library in FLAGS.libraries.split(","):  # back to back, so each pair shares the machine's state
-            result = _launch(library, seed)
-            print(json.dumps(result), flush=True)
-            if FLAGS.out:
-                with open(FLAGS.out, "a") as file:
-                    file.write(json.dumps(result) + "\n")
+            record(_launch(library, seed), FLAGS.out)
 
 
 if __name__ == "__main__":

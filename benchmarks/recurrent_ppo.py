@@ -22,9 +22,10 @@ total env steps over the wall time of training (evaluation excluded). Each resul
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
+
+from paired_runs import launch, record
 
 # argparse, not absl: the sb3-contrib side runs this file in a Python without tfpg or TensorFlow
 PARSER = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,15 +131,7 @@ def _sb3(task, seed):
 
 def _launch(library, task, seed):
     python = sys.executable if library == "tfpg" else FLAGS.sb3_python
-    threads = str(FLAGS.threads)
-    environment = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads,
-                   "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONPATH": ROOT}
-    command = [python, os.path.abspath(__file__), f"--run={library},{task},{seed}", f"--threads={threads}",
-               f"--eval_episodes={FLAGS.eval_episodes}"]
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=ROOT)
-    if result.returncode != 0:
-        raise RuntimeError(f"{library} {task} {seed} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return launch(python, __file__, f"{library},{task},{seed}", FLAGS.threads, f"--eval_episodes={FLAGS.eval_episodes}")
 
 
 def main():
@@ -154,11 +147,7 @@ def main():
     for task in FLAGS.tasks.split(","):
         for seed in FLAGS.seeds.split(","):
             for library in FLAGS.libraries.split(","):  # both libraries back to back, so each pair shares the machine's state
-                result = _launch(library, task, seed)
-                print(json.dumps(result), flush=True)
-                if FLAGS.out:
-                    with open(FLAGS.out, "a") as file:
-                        file.write(json.dumps(result) + "\n")
+                record(_launch(library, task, seed), FLAGS.out)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,21 @@ def substituted(code: str, substitutions: list) -> str:
     return code
 
 
+def explicit_hessian(function, variables):
+    """The Hessian `[P, P]` (NumPy) of a scalar `function(parameters)` in the flat vector of `variables`' values,
+    by two nested gradient tapes: a reference independent of tfpg's Fisher-vector products."""
+    import tensorflow as tf
+
+    from tfpg.optimizers import flatten, unflatten
+
+    theta = tf.Variable(flatten(variables))
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            value = function(unflatten(theta, variables))
+        gradient = inner.gradient(value, theta)
+    return outer.jacobian(gradient, theta).numpy()
+
+
 def read_csv(path):
     """Rows of a CSV file as dicts."""
     with open(path, newline="") as file:

@@ -60,3 +60,24 @@ class NothingAllowedEnv(LegalMovesEnv):
         if self.steps >= self.at:
             observation["action_mask"][:] = 0
         return observation
+
+
+class MaskOutsideObservation(gym.Wrapper):
+    """`LegalMovesEnv`'s game with its mask outside the observation (`progress` alone): in `info["action_mask"]`
+    (`in_info`) or only from the env's `action_masks()`."""
+
+    def __init__(self, env: LegalMovesEnv, in_info: bool):
+        super().__init__(env)
+        self.in_info = in_info
+        self.observation_space = env.observation_space["progress"]
+
+    def _info(self, observation, info):
+        return {**info, "action_mask": observation["action_mask"]} if self.in_info else info
+
+    def reset(self, **kwargs):
+        observation, info = self.env.reset(**kwargs)
+        return observation["progress"], self._info(observation, info)
+
+    def step(self, action):
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        return observation["progress"], reward, terminated, truncated, self._info(observation, info)

@@ -9,9 +9,10 @@ import tensorflow_probability as tfp
 import tfpg
 from tfpg.action_masks import MaskedLogits
 from tfpg.errors import EnvError
-from tfpg.optimizers import fisher_vector_product, flatten, unflatten
+from tfpg.optimizers import fisher_vector_product
 
-from mask_envs import LegalMovesEnv, NothingAllowedEnv
+from helpers import explicit_hessian
+from mask_envs import LegalMovesEnv, MaskOutsideObservation, NothingAllowedEnv
 
 tfd = tfp.distributions
 Box, Dict, Discrete = gym.spaces.Box, gym.spaces.Dict, gym.spaces.Discrete
@@ -110,13 +111,8 @@ def test_the_masked_fisher_vector_product_equals_the_hessian_of_the_kl_over_the_
         log_q = allowed_log_probabilities(params)
         return tf.reduce_mean(tf.reduce_sum(tf.where(mask > 0, tf.exp(old_log_q) * (old_log_q - log_q), 0.0), -1))
 
-    theta = tf.Variable(flatten(variables))
-    with tf.GradientTape() as outer:
-        with tf.GradientTape() as inner:
-            kl = reference_kl(unflatten(theta, variables))
-        gradient = inner.gradient(kl, theta)
-    hessian = outer.jacobian(gradient, theta).numpy()
-    vector = tf.constant(rng.normal(size=theta.shape))
+    hessian = explicit_hessian(reference_kl, variables)
+    vector = tf.constant(rng.normal(size=len(hessian)))
     product = fisher_vector_product(lambda: tf.reduce_mean(tfd.kl_divergence(old_masked, masked(variables))),
                                     variables, vector).numpy()
     expected = hessian @ vector.numpy()
@@ -170,3 +166,40 @@ def test_a_masked_policy_loads_and_exports_the_mask_as_a_checked_input(tmp_path)
     with pytest.raises(tf.errors.InvalidArgumentError, match="observations_action_mask"):
         policy.signatures["serving_default"](observations_progress=tf.constant([[0.5]]),
                                              observations_action_mask=tf.constant([[2.0] + [0.0] * 7]))
+
+
+@pytest.mark.parametrize("in_info", [True, False])
+def test_a_mask_given_in_the_info_or_by_action_masks_becomes_an_observation_entry(in_info):
+    env = tfpg.envs.ActionMaskEntry(MaskOutsideObservation(LegalMovesEnv(), in_info))
+    assert env.observation_space == Dict({"observation": Box(0, 1, (1,), np.float32),
+                                          "action_mask": gym.spaces.MultiBinary(8)})
+    observation, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(observation["action_mask"], env.unwrapped.mask)
+    agent = tfpg.PPO(seed=0, rollout_steps=64, minibatch_size=32)
+    agent.fit(env, steps=128, verbose=0)
+    assert agent.action_mask == "action_mask" and env.unwrapped.illegal_actions == 0
+
+
+def test_the_info_mask_wins_over_action_masks_and_a_missing_or_wrong_mask_is_named():
+    class Both(gym.Env):
+        observation_space, action_space = Box(-1, 1, (2,), np.float32), Discrete(3)
+
+        def __init__(self, info_mask=(0, 1, 0), method_mask=(1, 0, 0)):
+            self.info_mask, self.method_mask = info_mask, method_mask
+
+        def reset(self, *, seed=None, options=None):
+            return np.zeros(2, np.float32), ({} if self.info_mask is None else {"action_mask": self.info_mask})
+
+        def action_masks(self):
+            return np.array(self.method_mask)
+
+    observation, _ = tfpg.envs.ActionMaskEntry(Both()).reset()
+    np.testing.assert_array_equal(observation["action_mask"], [0, 1, 0])
+    observation, _ = tfpg.envs.ActionMaskEntry(Both(info_mask=None)).reset()
+    np.testing.assert_array_equal(observation["action_mask"], [1, 0, 0])
+    with pytest.raises(ValueError, match=r"info\['action_mask'\] has 2 values, but its action space Discrete\(3\) needs 3"):
+        tfpg.envs.ActionMaskEntry(Both(info_mask=(1, 1))).reset()
+    with pytest.raises(ValueError, match="apply to Discrete and MultiDiscrete actions"):
+        tfpg.envs.ActionMaskEntry(gym.make("Pendulum-v1"))
+    with pytest.raises(ValueError, match="gave no action mask"):
+        tfpg.envs.ActionMaskEntry(gym.make("CartPole-v1")).reset(seed=0)

@@ -13,6 +13,7 @@ from typing import Union
 import gymnasium as gym
 import numpy as np
 
+from tfpg.action_mask_entry import ActionMaskEntry  # noqa: F401  (public as tfpg.envs.ActionMaskEntry)
 from tfpg.atari import is_atari, make_atari, register as register_atari
 from tfpg.config import positive_int
 from tfpg.errors import EnvCopyError
