@@ -79,7 +79,7 @@ def split_mask(observations, key: str | None):
 
 
 class MaskedLogits:
-    """Adds −10⁹ to the logits of the masked categories of a categorical head.
+    """Sets the logits of the masked categories of a categorical head to −10⁹.
 
     Args:
         action: the Discrete or MultiDiscrete action description.
