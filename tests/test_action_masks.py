@@ -129,6 +129,16 @@ def test_collection_stops_at_a_mask_that_allows_nothing_naming_the_copy_and_step
         agent.predict({"progress": np.zeros((2, 1)), "action_mask": np.array([[1] + [0] * 7, [0] * 8], np.int8)})
 
 
+def test_every_algorithm_trains_with_a_mask_and_takes_no_illegal_action():
+    for algorithm in tfpg.ALGORITHMS.values():
+        env = LegalMovesEnv()
+        agent = algorithm(seed=0, rollout_steps=16)
+        history = agent.fit(env, steps=48, verbose=0)
+        assert agent.action_mask == "action_mask" and env.illegal_actions == 0, algorithm.name
+        assert all(np.isfinite(values).all() for name, values in history.history.items()
+                   if name.endswith("loss")), (algorithm.name, history.history)
+
+
 def test_a_masked_agent_takes_no_illegal_action_and_learns_faster_than_an_unmasked_one():
     settings = dict(rollout_steps=256, minibatch_size=64, epochs=4, learning_rate_schedule="constant")
     learning, final = {}, {}
