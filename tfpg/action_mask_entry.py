@@ -1,10 +1,9 @@
 """`ActionMaskEntry`: the action mask an env gives beside its observations, put into the observation.
 
-tfpg reads action masks from an entry of a Dict observation (`tfpg.action_masks`). Envs written for other
-libraries give them elsewhere: in `info["action_mask"]` (PettingZoo's classic envs put it in the
-observation, others in the info) or from a method `action_masks()` (sb3-contrib's `MaskablePPO`). This
-wrapper reads `info["action_mask"]` where the info of the step or reset has it, else calls
-`action_masks()`, and returns the observation as a Dict with the mask as one more entry.
+tfpg reads action masks from an entry of a Dict observation (`tfpg.action_masks`). Some envs give them
+elsewhere: in `info["action_mask"]`, or from a method `action_masks()` (the convention of sb3-contrib's
+`MaskablePPO`). This wrapper reads `info["action_mask"]` where the info of the step or reset has it, else
+calls `action_masks()`, and returns the observation as a Dict with the mask as one more entry.
 """
 
 from __future__ import annotations
