@@ -91,14 +91,21 @@ class MaskedLogits:
         size = sum(categories)
         # index into the flat mask with a 0 appended: padded categories of a MultiDiscrete head read that 0
         starts = np.cumsum([0] + categories[:-1])
-        index = [[start + c if c < n else size for c in range(widest)] for start, n in zip(starts, categories)]
-        self.index = tf.constant(np.asarray(index, np.int32))
+        self.index = np.asarray([[start + c if c < n else size for c in range(widest)]
+                                 for start, n in zip(starts, categories)], np.int32)
+        self.index_tensor = tf.constant(self.index)
 
     def __call__(self, logits: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         """Masked `logits [batch, D, widest]` from a flat mask `[batch, sum(nvec)]` (nonzero: allowed)."""
         allowed = tf.cast(mask, tf.float32) > 0.5
         allowed = tf.concat([allowed, tf.zeros_like(allowed[:, :1])], axis=1)
-        return tf.where(tf.gather(allowed, self.index, axis=1), logits, MASKED_LOGIT)
+        return tf.where(tf.gather(allowed, self.index_tensor, axis=1), logits, MASKED_LOGIT)
+
+    def numpy(self, logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The same in NumPy (for `tfpg.numpy_policy`)."""
+        allowed = np.reshape(mask, (len(mask), -1)) > 0.5
+        allowed = np.concatenate([allowed, np.zeros((len(mask), 1), bool)], axis=1)
+        return np.where(allowed[:, self.index], logits, np.float32(MASKED_LOGIT))
 
 
 def check_some_allowed(mask: np.ndarray, action: dict, row_name: Callable[[int], str],

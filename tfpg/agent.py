@@ -134,7 +134,8 @@ class OnPolicyAgent:
         self.observation_normalizer = observation_normalizer(observation, action_mask) \
             if config.normalize_observations else None
         self.reward_scaler = RewardScaler(config.gamma)
-        self._model_builder = ModelBuilder(self.networks, observation, action, config, self.observation_normalizer)
+        self._model_builder = ModelBuilder(self.networks, observation, action, config, self.observation_normalizer,
+                                           action_mask)
         self.policy = self._model_builder.policy()
         self.value_model = self._model_builder.value(self.policy)
         self._shares_torso = shares_torso(self.policy, self.value_model)

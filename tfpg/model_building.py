@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfpg.action_masks import mask_entry, without_mask
+from tfpg.action_masks import without_mask
 from tfpg.config import AgentConfig
 from tfpg.image_encoder import image_encoder, is_image
 from tfpg.nested_encoder import nested_encoder
@@ -35,17 +35,19 @@ class ModelBuilder:
         action: action space description.
         config: the agent's hyperparameters.
         normalizer: the shared observation normaliser, or None.
+        action_mask: the Dict observation entry that masks the actions (`tfpg.action_masks.mask_entry`), or
+            None.
     """
 
     def __init__(self, spec: NetworkSpec, observation: dict, action: dict, config: AgentConfig,
-                 normalizer: RunningNormalization | None):
+                 normalizer: RunningNormalization | None, action_mask: str | None = None):
         self.spec = spec
         self.observation, self.action = observation, action
         self.config = config
         self.normalizer = normalizer
         self.observation_space = space_from_description(observation)
         self.action_space = space_from_description(action)
-        self.action_mask = mask_entry(observation, action, config.action_mask_key)
+        self.action_mask = action_mask
         # what tfpg's encoders and a user's encoder see: the observation without its action mask entry
         self.features_observation = without_mask(observation, self.action_mask)
         if config.shared_network and (spec.policy is not None or spec.value is not None):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from tfpg.action_masks import MASKED_LOGIT, split_mask, without_mask
+from tfpg.action_masks import split_mask, without_mask
 from tfpg.action_noise import draw_noise, gumbel
 from tfpg.nested_encoder import NestedEncoder
 from tfpg.networks import PolicyNetwork
@@ -91,7 +91,6 @@ class NumpyPolicy:
             self.std = np.exp(head.log_std.numpy())
         elif self.action["type"] != "MultiBinary":
             self.padding = head.padding.numpy()
-            self.mask_index = head.masked_logits.index.numpy()
         encoder = self.policy.encoder
         encoders = {leaf.path: encoder.parts[leaf.path] for leaf in self.spec.leaves} if self.spec.nested \
             else {"": encoder}
@@ -126,12 +125,7 @@ class NumpyPolicy:
     def _logits(self, outputs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         categories = self.padding.shape
         logits = outputs.reshape((len(outputs), *categories)) + self.padding
-        if mask is None:
-            return logits
-        # as `tfpg.action_masks.MaskedLogits`: masked categories, and the padded ones, get the logit −10⁹
-        allowed = np.reshape(mask, (len(mask), -1)) > 0.5
-        allowed = np.concatenate([allowed, np.zeros((len(mask), 1), bool)], axis=1)
-        return np.where(allowed[:, self.mask_index], logits, np.float32(MASKED_LOGIT))
+        return logits if mask is None else self.policy.head.masked_logits.numpy(logits, mask)
 
     def draw_noise(self, rng: np.random.Generator, steps: int) -> np.ndarray:
         """`[steps, *noise_shape]` noise for one env copy (`tfpg.action_noise.draw_noise`)."""

@@ -72,7 +72,7 @@ class RolloutWorker:
         start_devices_quietly()
         action_mask = mask_entry(observation, action, config.action_mask_key)
         normalizer = observation_normalizer(observation, action_mask) if config.normalize_observations else None
-        builder = ModelBuilder(networks, observation, action, config, normalizer)
+        builder = ModelBuilder(networks, observation, action, config, normalizer, action_mask)
         self.acting = ActingPolicy(builder.policy(), observation, action, builder.state_sizes.get("policy"),
                                    action_mask)
         self.collector = Collector(self.env, action, self.seed, skip_non_finite=self.skip_non_finite,
